@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from vidsim import media
+from vidsim.features.audio import read_wav
+
+
+def test_probe_reads_streams_and_duration(clips):
+    info = media.probe(clips["av5"])
+    assert info.has_audio and info.has_video
+    assert info.duration == pytest.approx(5.0, abs=0.1)
+    assert (info.width, info.height) == (160, 120)
+    assert "mp4" in info.format_name
+
+
+def test_one_frame_per_second(clips):
+    info = media.probe(clips["av5"])
+    frames = list(media.iter_frames(info, size=64, frame_rate=1.0))
+    assert len(frames) == 5
+    assert frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[-1])  # testsrc2 moves
+
+
+def test_audio_is_mono_44k_int16(clips, tmp_path):
+    info = media.probe(clips["av5"])
+    media.extract_audio(info, tmp_path / "a.wav", 44100)
+    signal, rate = read_wav(tmp_path / "a.wav")
+    assert rate == 44100 and signal.dtype == np.int16 and signal.ndim == 1
+    assert len(signal) / rate == pytest.approx(5.0, abs=0.1)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_missing_streams_are_reported(clips):
+    a = media.probe(clips["audio_only"])
+    v = media.probe(clips["video_only"])
+    assert (a.has_audio, a.has_video) == (True, False)
+    assert (v.has_audio, v.has_video) == (False, True)
+    with pytest.raises(media.MediaError, match="no video stream"):
+        list(media.iter_frames(a, 32))
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "empty file"),
+    (np.random.default_rng(0).bytes(4096), "not a readable video"),
+    (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" * 50, "not a readable video|not accepted"),
+])
+def test_bad_files_get_a_named_error(tmp_path, content, reason):
+    bad = tmp_path / "bad clip.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(media.MediaError, match=reason) as err:
+        media.probe(bad)
+    assert str(err.value).startswith("bad clip.mp4: ")
+
+
+def test_playlist_formats_are_refused(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("canary")
+    playlist = tmp_path / "clip.mp4"
+    playlist.write_text(f"ffconcat version 1.0\nfile '{secret}'\n")
+    with pytest.raises(media.MediaError, match="not accepted|not a readable video"):
+        media.probe(playlist)
+
+
+def test_duration_limit(clips):
+    with pytest.raises(media.MediaError, match="over the 2 s duration limit"):
+        media.probe(clips["av5"], max_duration=2)

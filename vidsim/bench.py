@@ -1,0 +1,92 @@
+"""Benchmark: index the library again (in a scratch folder) and time each stage, then time queries.
+
+Run after `make demo`: `python -m vidsim.bench` (or `make bench`). Prints seconds per minute of
+video and clips per hour per stage, and the median latency of a 30 s query clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vidsim import vae
+from vidsim.clip import load_encoder
+from vidsim.config import (MODALITIES, AudioConfig, ExtractConfig, VAEConfig, encoder_config,
+                           from_dict, load_params)
+from vidsim.dataset import modality_matrix
+from vidsim.demo import DemoConfig, plan, render_clip
+from vidsim.search import Library
+from vidsim.stages.extract import extract_library
+from vidsim.stages.featurize import featurize_library, stack
+
+log = logging.getLogger(__name__)
+
+
+def _timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queries", type=int, default=5, help="query repetitions (median)")
+    args = parser.parse_args()
+    params = load_params()
+    library = Path(params["library"]["dir"])
+    extract_cfg = from_dict(ExtractConfig, params.get("extract"))
+    audio_cfg = from_dict(AudioConfig, params["featurize"].get("audio"))
+    vae_cfg = from_dict(VAEConfig, params["train"])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vidsim-bench-") as tmp:
+        tmp = Path(tmp)
+        status, t_extract = _timed(extract_library, library, tmp / "extracted", extract_cfg)
+        ok = status[status["status"] == "ok"]
+        minutes = ok["duration"].astype(float).sum() / 60
+        encoder, t_load = _timed(load_encoder, encoder_config(params["featurize"].get("encoder")))
+        (status, feats), t_feat = _timed(featurize_library, status, tmp / "extracted",
+                                         tmp / "features", encoder, audio_cfg, extract_cfg)
+        arrays = stack(status, feats, encoder.info.dim)
+        t_train = t_encode = 0.0
+        for m in MODALITIES:
+            _, x = modality_matrix(arrays, m)
+            (model, norm, _), t = _timed(vae.train_vae, x, vae_cfg, 0, False)
+            t_train += t
+            t_encode += _timed(vae.encode, model, norm, x)[1]
+        n = len(ok)
+        for name, secs in (("extract", t_extract), ("featurize", t_feat), ("train (3 VAEs)", t_train),
+                           ("encode", t_encode)):
+            rows.append((name, secs, secs / minutes, 3600 * n / secs if secs else float("inf")))
+        query_clip = tmp / "query-30s.mp4"
+        demo = from_dict(DemoConfig, {**params["demo"], "clip_seconds": 30.0, "queries_per_track": 1})
+        _, queries = plan(Path("data/sources"), demo)
+        render_clip(queries.iloc[0].to_dict(), query_clip, demo)
+        lib = Library.load()
+        lib.encoder  # loaded once per process, as the app does
+        latencies = {m: [] for m in ("featurize", *lib.modalities)}
+        for _ in range(args.queries):
+            feats_q, t = _timed(lib.featurize, query_clip)
+            latencies["featurize"].append(t)
+            for m in lib.modalities:
+                latencies[m].append(_timed(lib.query_features, feats_q, m)[1])
+    print(f"library: {n} clips, {minutes:.1f} min of video; encoder {encoder.info.model} "
+          f"({encoder.info.dim}-d, loaded in {t_load:.1f} s); {vae_cfg.epochs} epochs")
+    print(f"{'stage':<16}{'seconds':>10}{'s / min video':>16}{'clips / hour':>14}")
+    for name, secs, per_min, per_hour in rows:
+        print(f"{name:<16}{secs:>10.1f}{per_min:>16.2f}{per_hour:>14.0f}")
+    med = {k: statistics.median(v) for k, v in latencies.items()}
+    print(f"query, 30 s clip (median of {args.queries}): extract + featurize {med['featurize']:.2f} s; "
+          + ", ".join(f"{m} search {1000 * med[m]:.1f} ms" for m in lib.modalities))
+    print(f"query total (all three modalities): {med['featurize'] + sum(med[m] for m in lib.modalities):.2f} s")
+    print(f"index load: {statistics.median(_timed(Library.load)[1] for _ in range(3)):.3f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""`vidsim` command line: query the library with a clip, or report its status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidsim import media
+from vidsim.config import MODALITIES
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find the clips of your library that look and sound like a query clip.")
+
+IndexOpt = Annotated[Path, typer.Option(help="the encode stage's output folder")]
+ModelsOpt = Annotated[Path, typer.Option(help="the train stage's output folder")]
+
+
+def _load(index: Path, models: Path):
+    from vidsim.search import Library, NotBuilt
+
+    try:
+        return Library.load(index, models)
+    except NotBuilt as exc:
+        raise typer.BadParameter(str(exc), param_hint="--index") from None
+
+
+@app.command()
+def query(
+    clip: Annotated[Path, typer.Argument(help="a video file (or a library clip name with --library-clip)")],
+    modality: Annotated[str, typer.Option(help="|".join(MODALITIES))] = "audio_visual",
+    k: Annotated[Optional[int], typer.Option("-k", help="number of hits (default: params search.k)")] = None,
+    score: Annotated[Optional[str], typer.Option(help="kernel | softmax2 (the original's)")] = None,
+    library_clip: Annotated[bool, typer.Option(help="CLIP names a clip of the library")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    index: IndexOpt = Path("data/index"),
+    models: ModelsOpt = Path("data/models"),
+) -> None:
+    """Rank the library's clips by similarity to CLIP."""
+    logging.basicConfig(level=logging.WARNING)
+    lib = _load(index, models)
+    try:
+        if library_clip:
+            result = lib.query_clip(str(clip), modality, k, score)
+        else:
+            result = lib.query(clip, modality, k, score)
+    except (media.MediaError, ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({"query": str(clip), "modality": modality,
+                               "encoder": lib.encoder_info.model,
+                               "hits": result.table().to_dict("records")}, indent=2))
+        return
+    typer.echo(f"query: {clip.name}  modality: {modality}  encoder: {lib.encoder_info.model}")
+    for h in result.hits:
+        typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, "
+                   f"distance: {h.distance:.3f}")
+
+
+@app.command()
+def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/models"),
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Report the library: clips per modality, failed files, and the encoder in use."""
+    lib = _load(index, models)
+    table = lib.status()
+    failed = table[table["status"] == "error"] if len(table) else table
+    enc = lib.encoder_info
+    report = {
+        "clips": int(len(lib.index.clips)),
+        "per_modality": {m: int(len(lib.index.rows[m])) for m in lib.modalities},
+        "failed": failed[["clip", "reason"]].to_dict("records") if len(failed) else [],
+        "encoder": {"model": enc.model, "weights": enc.weights, "dim": enc.dim,
+                    "text_queries": enc.has_text},
+        "score": lib.default_score,
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"clips indexed: {report['clips']}  "
+               + "  ".join(f"{m}: {n}" for m, n in report["per_modality"].items()))
+    typer.echo(f"encoder: {enc.model} ({enc.weights}), {enc.dim}-d, "
+               f"text queries: {'yes' if enc.has_text else 'no (image-only weights)'}")
+    typer.echo(f"failed files: {len(report['failed'])}")
+    for row in report["failed"]:
+        typer.echo(f"  {row['clip']}: {row['reason']}")
+
+
+if __name__ == "__main__":
+    app()

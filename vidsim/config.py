@@ -1,0 +1,95 @@
+"""Typed, frozen views of the `params.yaml` sections; library code never reads the file itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+MODALITIES: tuple[str, ...] = ("audio", "visual", "audio_visual")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig:
+    """How ffmpeg turns a video into a mono WAV and frames."""
+
+    sample_rate: int = 44100  # Hz, mono
+    frame_rate: float = 1.0  # frames sampled per second of video
+    timeout_s: float = 300.0  # wall clock for one ffmpeg child
+    probe_timeout_s: float = 30.0
+    max_duration_s: float = 3600.0  # longer inputs are refused
+    extensions: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """pyAudioAnalysis windows, in seconds."""
+
+    mid_window: float = 1.0
+    mid_step: float = 1.0
+    short_window: float = 0.05
+    short_step: float = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Which image encoder embeds the frames (see vidsim.encoders)."""
+
+    model: str = "ViT-B-32"
+    pretrained: str = "openai"  # open_clip tag, local checkpoint path, or "package" for the fallback
+    fallback_model: str = "efficientnet-lite0"  # used, and recorded, when `model` has no weights here
+    fallback_pretrained: str = "package"
+    batch_size: int = 16
+    device: str = "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    """The original's VAE: input -> hidden -> latent, reconstruction + KL."""
+
+    hidden: int = 64
+    latent: int = 2
+    epochs: int = 1000
+    lr: float = 1e-3
+    batch_size: int = 32
+    beta: float = 1.0  # weight of the KL term
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    k: int = 5
+    score: str = "kernel"  # "kernel" (default, calibrated) or "softmax2" (the original)
+
+
+def from_dict(cls: type[T], section: dict[str, Any] | None) -> T:
+    """Build a config dataclass, refusing keys it does not know (typos fail loudly)."""
+    section = dict(section or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    for name, value in section.items():
+        if isinstance(value, list):
+            section[name] = tuple(value)
+    return cls(**section)
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml once, at a stage's edge."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def encoder_config(section: dict[str, Any] | None) -> EncoderConfig:
+    """EncoderConfig with the VIDSIM_CLIP_MODEL / VIDSIM_CLIP_PRETRAINED overrides applied."""
+    cfg = from_dict(EncoderConfig, section)
+    overrides = {
+        "model": os.environ.get("VIDSIM_CLIP_MODEL"),
+        "pretrained": os.environ.get("VIDSIM_CLIP_PRETRAINED"),
+    }
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v})
+

@@ -1,0 +1,270 @@
+"""The built-in demo library: "music videos" (a slow pan over photos under a music excerpt).
+
+Sources are free-licensed Debian packages (music from `singularity-music`, photos from
+`mate-backgrounds`), fetched with `apt-get download`; where apt is not available a generated
+fallback (synthesised tracks, drawn pictures) takes their place. Every clip gets an audio label
+(its track) and a visual label (its photo theme) that vary independently, so audio-only and
+audio-visual search disagree in a checkable way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+import pandas as pd
+import scipy.io.wavfile
+from PIL import Image
+from tqdm import tqdm
+
+from vidsim import media
+from vidsim.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MUSIC_EXTENSIONS = (".ogg", ".wav", ".mp3", ".flac")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourcesConfig:
+    """Where the demo's raw material comes from."""
+
+    packages: tuple[str, ...] = ("singularity-music", "mate-backgrounds")
+    music_glob: str = "usr/share/games/singularity/music/*.ogg"
+    photo_glob: str = "usr/share/backgrounds/mate/*/*"  # the folder name is the visual label
+    generated: bool = False  # skip apt and use the generated fallback
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Shape of the generated library."""
+
+    tracks: int = 6  # audio labels
+    themes: tuple[str, ...] = ("nature", "abstract", "desktop")  # visual labels
+    clips_per_pair: int = 4  # clips for each (track, theme)
+    clip_seconds: float = 12.0
+    queries_per_track: int = 1
+    width: int = 480
+    height: int = 270
+    fps: int = 15
+    start_s: float = 20.0  # skip intros
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# sources
+
+
+def fetch_sources(out_dir: Path, cfg: SourcesConfig) -> str:
+    """Fill out_dir/music and out_dir/photos/<theme>; returns "debian" or "generated"."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "music").mkdir(parents=True)
+    (out_dir / "photos").mkdir()
+    if not cfg.generated:
+        try:
+            _fetch_debian(out_dir, cfg)
+            return "debian"
+        except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:
+            log.warning("Debian sources unavailable (%s); generating the fallback library", exc)
+            shutil.rmtree(out_dir)
+            (out_dir / "music").mkdir(parents=True)
+            (out_dir / "photos").mkdir()
+    generate_sources(out_dir, cfg.seed)
+    return "generated"
+
+
+def _fetch_debian(out_dir: Path, cfg: SourcesConfig) -> None:
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise RuntimeError("apt-get/dpkg-deb not found")
+    credits = ["# Demo sources\n"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for pkg in tqdm(cfg.packages, desc="apt-get download", unit="pkg"):
+            subprocess.run(["apt-get", "download", pkg], cwd=tmp, check=True, capture_output=True,
+                           timeout=1800)
+        root = Path(tmp) / "root"
+        for deb in sorted(Path(tmp).glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=600)
+            credits.append(f"- {deb.name}")
+        for pkg in cfg.packages:
+            copyright_file = root / "usr/share/doc" / pkg / "copyright"
+            if copyright_file.exists():
+                shutil.copy(copyright_file, out_dir / f"COPYRIGHT.{pkg}")
+        music = sorted(p for p in root.glob(cfg.music_glob) if p.suffix.lower() in MUSIC_EXTENSIONS)
+        photos = sorted(p for p in root.glob(cfg.photo_glob) if p.suffix.lower() in PHOTO_EXTENSIONS)
+        if not music or not photos:
+            raise RuntimeError("the packages held no music or no photos")
+        for p in music:
+            shutil.copy(p, out_dir / "music" / p.name)
+        seen = set()
+        for p in photos:
+            # The same picture at several resolutions (Elephants_3840x2160.jpg): keep one.
+            base = re.sub(r"_\d+x\d+$", "", p.stem)
+            if (p.parent.name, base) in seen:
+                continue
+            seen.add((p.parent.name, base))
+            (out_dir / "photos" / p.parent.name).mkdir(exist_ok=True)
+            shutil.copy(p, out_dir / "photos" / p.parent.name / p.name)
+    (out_dir / "SOURCES.md").write_text("\n".join(credits) + "\n", encoding="utf-8")
+
+
+def generate_sources(out_dir: Path, seed: int = 0, tracks: int = 6, track_seconds: float = 220.0,
+                     themes: tuple[str, ...] = ("nature", "abstract", "desktop"),
+                     photos_per_theme: int = 6, rate: int = 22050) -> None:
+    """The fallback: synthesised tracks (own tempo, key and timbre) and drawn pictures per theme."""
+    rng = np.random.default_rng(seed)
+    (out_dir / "music").mkdir(parents=True, exist_ok=True)
+    for i in range(tracks):
+        wav = synth_track(rng, track_seconds, rate, style=i)
+        scipy.io.wavfile.write(out_dir / "music" / f"generated-track-{i + 1:02d}.wav", rate, wav)
+    for t, theme in enumerate(themes):
+        folder = out_dir / "photos" / theme
+        folder.mkdir(parents=True, exist_ok=True)
+        for j in range(photos_per_theme):
+            Image.fromarray(draw_picture(rng, t)).save(folder / f"{theme}-{j + 1:02d}.png")
+    (out_dir / "SOURCES.md").write_text("# Demo sources\n\n- generated by vidsim.demo\n",
+                                        encoding="utf-8")
+
+
+def synth_track(rng: np.random.Generator, seconds: float, rate: int, style: int) -> np.ndarray:
+    """A few minutes of 'music': a chord progression with its own tempo, timbre and drums."""
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    bpm = 70 + 17 * style
+    root = 110.0 * 2 ** (style * 5 / 12 % 1)
+    harmonics = 1 + style % 4
+    beat = 60.0 / bpm
+    chord_idx = (t // (4 * beat)).astype(int) % 4
+    steps = np.array([0, 5, 7, 3])[chord_idx]
+    x = np.zeros(n)
+    for interval in (0, 4 if style % 2 else 3, 7):
+        f = root * 2 ** ((steps + interval) / 12)
+        phase = 2 * np.pi * np.cumsum(f) / rate
+        for h in range(1, harmonics + 1):
+            x += np.sin(h * phase) / h
+    env = np.exp(-((t % beat) / (0.15 + 0.05 * style)))
+    noise = rng.standard_normal(n) * env * (0.2 + 0.1 * (style % 3))
+    y = x / np.abs(x).max() * (0.6 + 0.4 * env) + noise
+    return (y / np.abs(y).max() * 0.8 * 32767).astype(np.int16)
+
+
+def draw_picture(rng: np.random.Generator, theme: int, w: int = 960, h: int = 540) -> np.ndarray:
+    """A picture whose look depends on its theme: soft blobs, stripes, or blocks."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = rng.uniform(0, 1, 3)
+    if theme % 3 == 0:
+        img = np.zeros((h, w, 3))
+        for _ in range(6):
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.6), rng.uniform(0.05, 0.2)
+            img += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / r**2)[..., None] * rng.uniform(0, 1, 3)
+        img = img / img.max() * 0.7 + base * 0.3
+    elif theme % 3 == 1:
+        freq, angle = rng.uniform(10, 40), rng.uniform(0, np.pi)
+        s = np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)))[..., None]
+        img = 0.5 + 0.5 * s * (base - 0.5) * 2
+    else:
+        cells = rng.uniform(0, 1, (6, 10, 3))
+        img = cells[(yy * 10).astype(int) % 6, (xx * 10).astype(int) % 10]
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# library
+
+
+def plan(sources: Path, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decide every library clip and query clip: source excerpt, photos and labels.
+
+    Returns (library plan, query plan); deterministic for given sources and config.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    music = sorted(p for p in (sources / "music").iterdir() if p.suffix.lower() in MUSIC_EXTENSIONS)
+    if len(music) < cfg.tracks:
+        raise RuntimeError(f"{sources / 'music'} has {len(music)} tracks, need {cfg.tracks}")
+    picked = [music[i] for i in np.linspace(0, len(music) - 1, cfg.tracks).round().astype(int)]
+    photos = {}
+    for theme in cfg.themes:
+        found = sorted(p for p in (sources / "photos" / theme).glob("*")
+                       if p.suffix.lower() in PHOTO_EXTENSIONS)
+        if not found:
+            raise RuntimeError(f"no photos for theme {theme!r} in {sources / 'photos'}")
+        photos[theme] = found
+    stride = cfg.clip_seconds + 2.0
+    lib, queries = [], []
+    for track in picked:
+        label = _slug(track.stem)
+        slot = 0
+        for theme in cfg.themes:
+            for rep in range(cfg.clips_per_pair):
+                lib.append(_clip_row(f"{label}--{theme}-{rep + 1}", track, label, theme,
+                                     cfg.start_s + slot * stride, photos[theme], rng, cfg))
+                slot += 1
+        for q in range(cfg.queries_per_track):
+            theme = cfg.themes[(len(queries)) % len(cfg.themes)]
+            queries.append(_clip_row(f"query-{label}--{theme}", track, label, theme,
+                                     cfg.start_s + slot * stride, photos[theme], rng, cfg))
+            slot += 1
+    return pd.DataFrame(lib), pd.DataFrame(queries)
+
+
+def _clip_row(name, track, audio_label, theme, offset, photos, rng, cfg) -> dict:
+    n_photos = int(rng.integers(1, min(3, len(photos)) + 1))
+    chosen = rng.choice(len(photos), size=n_photos, replace=False)
+    return {"file": f"{name}.mp4", "audio_label": audio_label, "visual_label": theme,
+            "source_audio": track.name, "offset_s": round(offset, 3),
+            "photos": ";".join(photos[i].name for i in sorted(chosen)),
+            "_track": track, "_photos": [photos[i] for i in sorted(chosen)]}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def render_clip(row: dict, out: Path, cfg: DemoConfig, timeout: float = 300.0) -> None:
+    """Encode one H.264/AAC MP4: a pan across each photo in turn under the music excerpt."""
+    dur = cfg.clip_seconds
+    seg = dur / len(row["_photos"])
+    w, h = cfg.width, cfg.height
+    segments = []
+    for photo in row["_photos"]:
+        v = (ffmpeg.input("file:" + str(photo.resolve()), f="image2", pattern_type="none",
+                          loop=1, t=f"{seg:.3f}", framerate=cfg.fps)
+             .filter("scale", int(w * 1.3), int(h * 1.3), force_original_aspect_ratio="increase")
+             .filter("crop", w, h, x=f"(in_w-{w})*t/{seg:.3f}", y=f"(in_h-{h})/2")
+             .filter("setsar", 1)
+             .filter("format", "yuv420p"))
+        segments.append(v)
+    video = ffmpeg.concat(*segments, v=1, a=0) if len(segments) > 1 else segments[0]
+    audio = (ffmpeg.input("file:" + str(row["_track"].resolve()), ss=f"{row['offset_s']:.3f}",
+                          t=f"{dur:.3f}")
+             .filter("afade", t="in", d=0.5).filter("afade", t="out", st=dur - 0.5, d=0.5))
+    with atomic_path(out) as tmp:
+        stream = ffmpeg.output(
+            video, audio, "file:" + str(tmp), f="mp4", vcodec="libx264", preset="veryfast", crf=28,
+            r=cfg.fps, acodec="aac", audio_bitrate="96k", ac=2, ar=44100, t=f"{dur:.3f}",
+            movflags="+faststart", map_metadata=-1, fflags="+bitexact", flags="+bitexact",
+        ).overwrite_output()
+        media.run_graph(stream, timeout, out)
+
+
+def build_library(sources: Path, library_dir: Path, queries_dir: Path, cfg: DemoConfig) -> pd.DataFrame:
+    """Render the library and query clips and write their labels.csv files."""
+    lib, queries = plan(sources, cfg)
+    for folder, table in ((library_dir, lib), (queries_dir, queries)):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for row in tqdm(table.to_dict("records"), desc=f"render {folder.name}", unit="clip"):
+            render_clip(row, folder / row["file"], cfg)
+        with atomic_path(folder / "labels.csv") as tmp:
+            table.drop(columns=["_track", "_photos"]).to_csv(tmp, index=False)
+    return lib

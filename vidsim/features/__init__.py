@@ -1,0 +1,1 @@
+"""Per-clip features: audio statistics (pyAudioAnalysis) and frame embeddings (open_clip)."""

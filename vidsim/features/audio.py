@@ -1,0 +1,81 @@
+"""The only module that imports pyAudioAnalysis: 138 clip-level audio statistics.
+
+pyAudioAnalysis takes windows in samples, a (features x windows) layout, and still calls
+`numpy.Inf`/`numpy.NaN` (gone in NumPy 2) inside its peak detector. This adapter converts
+seconds to samples, feeds int16 mono from a WAV that ffmpeg wrote (never its own MP3/OGG reader,
+which uses the removed `np.fromstring`), and gives the peak detector a NumPy with those aliases.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numpy as np
+import scipy.io.wavfile
+from pyAudioAnalysis import MidTermFeatures, utilities
+
+from vidsim.config import AudioConfig
+
+BEAT_NAMES: tuple[str, ...] = ("beat_bpm", "beat_ratio")
+
+
+class _NumpyWithAliases(types.ModuleType):
+    """numpy, plus the two aliases pyAudioAnalysis.utilities.peakdet still uses."""
+
+    Inf = np.inf
+    NaN = np.nan
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+# Scoped to pyAudioAnalysis' own module: the global numpy is left untouched.
+utilities.numpy = _NumpyWithAliases("numpy")
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a WAV as mono int16 samples and its rate."""
+    rate, signal = scipy.io.wavfile.read(path)
+    if signal.ndim == 2:
+        signal = signal.mean(axis=1).astype(np.int16)
+    return signal, int(rate)
+
+
+def audio_features(signal: np.ndarray, rate: int, cfg: AudioConfig) -> tuple[np.ndarray, list[str]]:
+    """Mid-term feature means over the clip plus beat rate and confidence.
+
+    Args:
+        signal: (n,) int16 mono samples.
+        rate: sampling rate in Hz.
+        cfg: window sizes in seconds.
+
+    Returns:
+        (138,) float32 vector and its 138 names (68 short-term features x {mean, std} + 2 beat).
+    """
+    if signal.ndim != 1:
+        raise ValueError(f"expected mono samples, got shape {signal.shape}")
+    seconds = len(signal) / rate
+    if seconds < 4 * cfg.short_window:
+        raise ValueError(f"audio too short: {seconds:.2f} s, need at least {4 * cfg.short_window:.2f} s")
+    # A clip shorter than one mid-term window is summarised as a single window.
+    mid_window = min(cfg.mid_window, seconds)
+    x = signal.astype(np.float64)
+    mid, short, names = MidTermFeatures.mid_feature_extraction(
+        x, rate,
+        round(mid_window * rate), round(min(cfg.mid_step, mid_window) * rate),
+        round(cfg.short_window * rate), round(cfg.short_step * rate),
+    )
+    # mid: (136, n_mid), short: (68, n_short)
+    stats = np.nan_to_num(mid.mean(axis=1))
+    bpm, ratio = MidTermFeatures.beat_extraction(short, cfg.short_step)
+    vec = np.concatenate([stats, [bpm, ratio]]).astype(np.float32)
+    vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
+    return vec, list(names) + list(BEAT_NAMES)
+
+
+def feature_names(cfg: AudioConfig | None = None) -> list[str]:
+    """The 138 names, in vector order (taken from pyAudioAnalysis itself, on a second of noise)."""
+    rate = 8000
+    noise = np.random.default_rng(0).integers(-1000, 1000, rate).astype(np.int16)
+    return audio_features(noise, rate, cfg or AudioConfig())[1]

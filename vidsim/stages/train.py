@@ -1,0 +1,54 @@
+"""Stage `train`: one VAE per modality on the library's features; loss curves and final losses."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from vidsim import vae
+from vidsim.config import MODALITIES, VAEConfig, from_dict, load_params
+from vidsim.dataset import load_features, modality_matrix
+from vidsim.io import atomic_path, write_json
+from vidsim.stages import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    setup_logging()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("features", type=Path)
+    parser.add_argument("models", type=Path)
+    parser.add_argument("--metrics", type=Path, required=True, help="final losses (JSON)")
+    parser.add_argument("--plots", type=Path, required=True, help="loss per epoch (CSV)")
+    args = parser.parse_args()
+    params = load_params()
+    cfg = from_dict(VAEConfig, params["train"])
+    seed = int(params["base"]["seed"])
+    _, arrays = load_features(args.features)
+    curves, finals = {}, {}
+    for modality in MODALITIES:
+        rows, x = modality_matrix(arrays, modality)
+        if len(rows) < 2:
+            log.warning("%s: %d clips with this modality, no model trained", modality, len(rows))
+            continue
+        log.info("%s: training on %d clips x %d features", modality, *x.shape)
+        model, norm, history = vae.train_vae(x, cfg, seed)
+        vae.save(args.models / f"{modality}.safetensors", model, norm,
+                 {"modality": modality, "clips": len(rows), "seed": seed})
+        curves[modality] = [h["loss"] for h in history]
+        finals[modality] = {k: round(history[-1][k], 4) for k in ("loss", "reconstruction", "kl")}
+        log.info("%s: final loss %.3f", modality, history[-1]["loss"])
+    for stale in args.models.glob("*.safetensors"):
+        if stale.stem not in finals:
+            stale.unlink()
+    write_json(args.metrics, finals)
+    with atomic_path(args.plots) as tmp:
+        pd.DataFrame({"epoch": range(cfg.epochs), **curves}).round(4).to_csv(tmp, index=False)
+
+
+if __name__ == "__main__":
+    main()
