@@ -77,7 +77,7 @@ def test_metrics_per_modality(project, built):
 
 
 def test_query_returns_the_clip_itself_first(project, built):
-    clip = sorted(p.name for p in (project / "mylib").glob("generated-track-01--nature-*.mp4"))[0]
+    clip = min(p.name for p in (project / "mylib").glob("generated-track-01--nature-*.mp4"))
     out = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio_visual", "-k", "3", "--json"],
                project)
     hits = json.loads(out[out.index("{"):])["hits"]

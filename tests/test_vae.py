@@ -1,5 +1,4 @@
 import numpy as np
-import torch
 
 from vidsim import vae
 from vidsim.config import VAEConfig

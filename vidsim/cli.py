@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,8 +32,8 @@ def _load(index: Path, models: Path):
 def query(
     clip: Annotated[Path, typer.Argument(help="a video file (or a library clip name with --library-clip)")],
     modality: Annotated[str, typer.Option(help="|".join(MODALITIES))] = "audio_visual",
-    k: Annotated[Optional[int], typer.Option("-k", help="number of hits (default: params search.k)")] = None,
-    score: Annotated[Optional[str], typer.Option(help="kernel | softmax2 (the original's)")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="number of hits (default: params search.k)")] = None,
+    score: Annotated[str | None, typer.Option(help="kernel | softmax2 (the original's)")] = None,
     library_clip: Annotated[bool, typer.Option(help="CLIP names a clip of the library")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     index: IndexOpt = Path("data/index"),
@@ -70,8 +70,8 @@ def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/
     failed = table[table["status"] == "error"] if len(table) else table
     enc = lib.encoder_info
     report = {
-        "clips": int(len(lib.index.clips)),
-        "per_modality": {m: int(len(lib.index.rows[m])) for m in lib.modalities},
+        "clips": len(lib.index.clips),
+        "per_modality": {m: len(lib.index.rows[m]) for m in lib.modalities},
         "failed": failed[["clip", "reason"]].to_dict("records") if len(failed) else [],
         "encoder": {"model": enc.model, "weights": enc.weights, "dim": enc.dim,
                     "text_queries": enc.has_text},

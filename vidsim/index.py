@@ -31,15 +31,14 @@ class Index:
         for m in self.latents:
             arrays[f"{m}.rows"] = self.rows[m].astype(np.int64)
             arrays[f"{m}.latents"] = self.latents[m].astype(np.float32)
-        with atomic_path(out / INDEX_FILE) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        with atomic_path(out / INDEX_FILE) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         with atomic_path(out / CLIPS_FILE) as tmp:
             self.clips.to_csv(tmp, index=False)
         write_json(out / MANIFEST_FILE, {**self.manifest, "scales": self.scales})
 
     @classmethod
-    def load(cls, index_dir: str | os.PathLike) -> "Index":
+    def load(cls, index_dir: str | os.PathLike) -> Index:
         d = Path(index_dir)
         with np.load(d / INDEX_FILE, allow_pickle=False) as npz:
             rows = {m: npz[f"{m}.rows"] for m in MODALITIES if f"{m}.rows" in npz}

@@ -67,7 +67,7 @@ class Library:
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
-             models_dir: str | os.PathLike = DEFAULT_MODELS) -> "Library":
+             models_dir: str | os.PathLike = DEFAULT_MODELS) -> Library:
         index_dir, models_dir = Path(index_dir), Path(models_dir)
         if not (index_dir / "index.npz").exists():
             raise NotBuilt(f"no index in {index_dir}: run `dvc repro` (or `make demo`) first")

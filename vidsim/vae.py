@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,7 +51,7 @@ class Normaliser:
     std: np.ndarray  # (D,)
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Normaliser":
+    def fit(cls, x: np.ndarray) -> Normaliser:
         std = x.std(axis=0)
         return cls(x.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32))
 

@@ -15,9 +15,9 @@ import os
 import re
 import socket
 import urllib.parse
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 
 import numpy as np
@@ -114,7 +114,7 @@ def create_encoder_from_config(cfg: EncoderConfig) -> tuple[torch.nn.Module, Pre
 @contextlib.contextmanager
 def _without_log(prefix: str):
     root = logging.getLogger()
-    drop = lambda record: not str(record.msg).startswith(prefix)  # noqa: E731
+    drop = lambda record: not str(record.msg).startswith(prefix)
     root.addFilter(drop)
     try:
         yield
@@ -138,7 +138,10 @@ def _load_open_clip(name: str, pretrained: str):
         raise EncoderUnavailable(f"open_clip has no pretrained tag '{pretrained}' for {name}")
     try:
         # Without a reachable hub, look in the local cache only (no minute of retries).
-        with mock.patch.object(hf_constants, "HF_HUB_OFFLINE", hf_constants.HF_HUB_OFFLINE or not _hub_reachable()):
+        offline = hf_constants.HF_HUB_OFFLINE or not _hub_reachable()
+        # open_clip logs its own ERROR before raising; ours below says what to do instead.
+        with mock.patch.object(hf_constants, "HF_HUB_OFFLINE", offline), \
+                _without_log("Failed to download"):
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
     except Exception as exc:  # open_clip/hf-hub raise many kinds when offline
         raise EncoderUnavailable(

@@ -43,11 +43,10 @@ def load_cached(path: Path, fp: str) -> ClipFeatures | None:
 
 
 def save_cached(path: Path, fp: str, feats: ClipFeatures) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(fp),
-                     audio=feats.audio if feats.audio is not None else np.zeros(0, np.float32),
-                     frames=feats.frames if feats.frames is not None else np.zeros((0, 0), np.float32))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, fingerprint=np.array(fp),
+                 audio=feats.audio if feats.audio is not None else np.zeros(0, np.float32),
+                 frames=feats.frames if feats.frames is not None else np.zeros((0, 0), np.float32))
 
 
 def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encoder: Encoder,
@@ -121,9 +120,8 @@ def main() -> None:
     status, feats = featurize_library(status, args.extracted, args.out / "cache", encoder,
                                       audio_cfg, extract_cfg)
     arrays = stack(status, feats, encoder.info.dim)
-    with atomic_path(args.out / "features.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(args.out / "features.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     with atomic_path(args.out / "status.csv") as tmp:
         status.to_csv(tmp, index=False)
     write_json(args.out / "features.json", {
