@@ -25,6 +25,7 @@ demo: install
 	@echo "(activate the environment first: source $(VENV)/bin/activate)"
 
 test: install
+	WITH_BROWSER=1 ./scripts/system-deps.sh
 	pytest
 
 bench: install

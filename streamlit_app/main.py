@@ -1,28 +1,13 @@
-"""vidsim app (placeholder until the dashboard issue): shows the library's status."""
+"""vidsim app: search a video library by a clip (audio-only vs audio-visual), browse the library."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from vidsim.search import Library, NotBuilt
+st.set_page_config(page_title="vidsim: similar video clips", page_icon=":material/movie:", layout="wide")
 
-st.set_page_config(page_title="vidsim", layout="wide")
-st.title("vidsim: similar video clips")
-
-
-@st.cache_resource
-def load_library() -> Library:
-    return Library.load()
-
-
-try:
-    lib = load_library()
-except NotBuilt as exc:
-    st.warning(f"{exc}")
-    st.code("make demo   # or: dvc repro", language="bash")
-    st.stop()
-
-enc = lib.encoder_info
-st.write(f"**{len(lib.index.clips)} clips indexed**; visual encoder: **{enc.model}** "
-         f"({enc.weights}, {enc.dim}-d)")
-st.dataframe(lib.status(), hide_index=True)
+page = st.navigation([
+    st.Page("views/search.py", title="Search", icon=":material/search:", default=True),
+    st.Page("views/library.py", title="Library", icon=":material/video_library:"),
+])
+page.run()

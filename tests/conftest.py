@@ -1,29 +1,15 @@
-"""Shared fixtures: tiny clips made by ffmpeg's own test sources, in a temporary folder."""
+"""Shared fixtures: tiny clips, and a small DVC project built once per test session."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 import pytest
+import yaml
 
-from vidsim import media
-
-
-def make_clip(path: Path, seconds: float, audio: bool = True, video: bool = True,
-              freq: int = 440, size: str = "160x120", rate: int = 25) -> Path:
-    """Write an H.264/AAC MP4 with a test pattern and/or a tone."""
-    streams, opts = [], {}
-    if video:
-        streams.append(ffmpeg.input(f"testsrc2=size={size}:rate={rate}:duration={seconds}", f="lavfi"))
-        opts.update(vcodec="libx264", preset="ultrafast", pix_fmt="yuv420p")
-    if audio:
-        streams.append(ffmpeg.input(f"sine=frequency={freq}:sample_rate=44100:duration={seconds}",
-                                    f="lavfi"))
-        opts.update(acodec="aac")
-    media.run_graph(ffmpeg.output(*streams, str(path), t=seconds, **opts).overwrite_output(), 60, path)
-    return path
+from tests.helpers import ROOT, make_clip, run
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +28,34 @@ def tone() -> tuple[np.ndarray, int]:
     rate = 44100
     t = np.arange(3 * rate) / rate
     return (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), rate
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A DVC project with the repository's pipeline, small params, and a user library `mylib`
+    (the generated demo clips plus a broken file and a clip without sound)."""
+    proj = tmp_path_factory.mktemp("proj")
+    shutil.copy(ROOT / "dvc.yaml", proj)
+    # the stages' code deps; the stages themselves run the installed vidsim, the same code
+    shutil.copytree(ROOT / "vidsim", proj / "vidsim", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["sources"]["generated"] = True
+    params["demo"].update(tracks=2, themes=["nature", "abstract"], clips_per_pair=3,
+                          clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0)
+    params["library"] = {"dir": "mylib", "labels": "labels.csv"}
+    params["train"].update(epochs=300)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    run(["dvc", "init", "--no-scm", "-q"], proj)
+    run(["dvc", "config", "core.analytics", "false"], proj)
+    run(["dvc", "repro", "demo"], proj)
+    lib = proj / "mylib"
+    shutil.copytree(proj / "data/demo/library", lib)
+    (lib / "broken.mp4").write_bytes(np.random.default_rng(1).bytes(5000))
+    make_clip(lib / "silent.mp4", 3, audio=False)
+    return proj
+
+
+@pytest.fixture(scope="session")
+def built(project) -> str:
+    """The log of the first full `dvc repro` of `project`."""
+    return run(["dvc", "repro"], project)

@@ -3,57 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import make_clip
+from tests.helpers import run as _run
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def _run(args, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A DVC project with the repository's pipeline, small params, and a user library `mylib`."""
-    proj = tmp_path_factory.mktemp("proj")
-    shutil.copy(ROOT / "dvc.yaml", proj)
-    # the stages' code deps; the stages themselves run the installed vidsim, the same code
-    shutil.copytree(ROOT / "vidsim", proj / "vidsim", ignore=shutil.ignore_patterns("__pycache__"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["sources"]["generated"] = True
-    params["demo"].update(tracks=2, themes=["nature", "abstract"], clips_per_pair=3,
-                          clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0)
-    params["library"] = {"dir": "mylib", "labels": "mylib/labels.csv"}
-    params["train"].update(epochs=300)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    _run(["dvc", "init", "--no-scm", "-q"], proj)
-    _run(["dvc", "config", "core.analytics", "false"], proj)
-    _run(["dvc", "repro", "demo"], proj)
-    lib = proj / "mylib"
-    shutil.copytree(proj / "data/demo/library", lib)
-    (lib / "broken.mp4").write_bytes(np.random.default_rng(1).bytes(5000))
-    make_clip(lib / "silent.mp4", 3, audio=False)
-    return proj
-
-
-@pytest.fixture(scope="module")
-def built(project) -> str:
-    return _run(["dvc", "repro"], project)
 
 
 def test_status_lists_failures_and_missing_streams(project, built):

@@ -6,15 +6,18 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from vidsim import media
-from vidsim.config import AudioConfig, ExtractConfig
+from vidsim.config import AudioConfig, EncoderConfig, ExtractConfig
 from vidsim.features import audio as audio_features
 from vidsim.features import visual
 
 log = logging.getLogger(__name__)
+
+StepCallback = Callable[[str], None]  # told the name of each step as it starts
 
 
 @dataclasses.dataclass
@@ -54,8 +57,13 @@ class Encoder:
 
 
 def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder: Encoder,
-              audio_cfg: AudioConfig, extract_cfg: ExtractConfig) -> ClipFeatures:
-    """Audio statistics from the WAV and frame embeddings streamed from the video."""
+              audio_cfg: AudioConfig, extract_cfg: ExtractConfig,
+              on_step: StepCallback | None = None) -> ClipFeatures:
+    """Audio statistics from the WAV and frame embeddings streamed from the video.
+
+    `on_step` is told "frames" and "features" as each step starts (for progress displays).
+    """
+    step = on_step or (lambda _: None)
     audio = None
     if wav_path is not None:
         signal, rate = audio_features.read_wav(wav_path)
@@ -65,10 +73,12 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
             raise media.MediaError(info.path, str(exc)) from None
     frames = None
     if info.has_video:
+        step("frames")
         raw = list(media.iter_frames(info, encoder.info.image_size, extract_cfg.frame_rate,
                                      extract_cfg.timeout_s))
         if not raw:
             raise media.MediaError(info.path, "the video stream has no decodable frame")
+        step("features")
         frames = visual.embed_frames(encoder.model, encoder.preprocess, raw, encoder.batch_size,
                                      encoder.device)
     if audio is None and frames is None:
@@ -76,19 +86,24 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
     return ClipFeatures(audio=audio, frames=frames)
 
 
-def load_encoder(cfg) -> Encoder:
+def load_encoder(cfg: EncoderConfig) -> Encoder:
     """The configured image encoder (or its recorded fallback), ready for `featurize`."""
     model, preprocess, info = visual.create_encoder_from_config(cfg)
     return Encoder(model, preprocess, info, cfg.batch_size, cfg.device)
 
 
 def extract_and_featurize(path: str | os.PathLike, workdir: str | os.PathLike, encoder: Encoder,
-                          audio_cfg: AudioConfig, extract_cfg: ExtractConfig
+                          audio_cfg: AudioConfig, extract_cfg: ExtractConfig,
+                          on_step: StepCallback | None = None
                           ) -> tuple[media.MediaInfo, ClipFeatures]:
     """The whole per-clip path for one file, with scratch files under `workdir`."""
+    if on_step:
+        on_step("probe")
     info = media.probe(path, extract_cfg.probe_timeout_s, extract_cfg.max_duration_s)
     wav = None
     if info.has_audio:
+        if on_step:
+            on_step("audio")
         wav = Path(workdir) / "audio.wav"
         media.extract_audio(info, wav, extract_cfg.sample_rate, extract_cfg.timeout_s)
-    return info, featurize(info, wav, encoder, audio_cfg, extract_cfg)
+    return info, featurize(info, wav, encoder, audio_cfg, extract_cfg, on_step)

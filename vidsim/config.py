@@ -63,6 +63,7 @@ class VAEConfig:
 class SearchConfig:
     k: int = 5
     score: str = "kernel"  # "kernel" (default, calibrated) or "softmax2" (the original)
+    max_query_s: float = 600.0  # longer query clips are refused
 
 
 def from_dict(cls: type[T], section: dict[str, Any] | None) -> T:

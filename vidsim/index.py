@@ -43,7 +43,9 @@ class Index:
         with np.load(d / INDEX_FILE, allow_pickle=False) as npz:
             rows = {m: npz[f"{m}.rows"] for m in MODALITIES if f"{m}.rows" in npz}
             latents = {m: npz[f"{m}.latents"] for m in rows}
-        clips = pd.read_csv(d / CLIPS_FILE, dtype={"clip": str, "path": str, "sha256": str})
+        clips = pd.read_csv(d / CLIPS_FILE, keep_default_na=False,
+                            dtype={"clip": str, "path": str, "sha256": str,
+                                   "audio_label": str, "visual_label": str})
         manifest = read_json(d / MANIFEST_FILE)
         return cls(clips, rows, latents, manifest.pop("scales"), manifest)
 

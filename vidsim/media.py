@@ -228,6 +228,28 @@ def iter_frames(info: MediaInfo, size: int, frame_rate: float = 1.0,
             raise MediaError(info.path, _last_error(err.read()))
 
 
+def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, width: int = 320,
+              timeout: float = 60.0) -> None:
+    """Write one JPEG frame from a second into the clip (or its middle, if shorter)."""
+    if not info.has_video:
+        raise MediaError(info.path, "no video stream")
+    jpg_path = Path(jpg_path)
+    tmp = jpg_path.with_name(jpg_path.name + ".part")
+    at = min(1.0, info.duration / 2)
+    stream = ffmpeg.output(
+        ffmpeg.input(_url(info.path), f=_allowed_demuxer(info.format_name), ss=f"{at:.3f}",
+                     protocol_whitelist="file").video.filter("scale", width, -2),
+        "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4,
+    ).overwrite_output()
+    try:
+        run(_compile(stream), timeout, info.path)
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise MediaError(info.path, "no frame to make a thumbnail from")
+        os.replace(tmp, jpg_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def run_graph(stream, timeout: float, label: str | os.PathLike) -> None:
     """Run an ffmpeg-python graph built elsewhere (the demo builder), under the same rules."""
     run(_compile(stream), timeout, label)

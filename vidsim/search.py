@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from vidsim import vae
-from vidsim.clip import ClipFeatures, Encoder, extract_and_featurize
-from vidsim.config import MODALITIES, AudioConfig, ExtractConfig, from_dict
+from vidsim.clip import ClipFeatures, Encoder, StepCallback, extract_and_featurize
+from vidsim.config import MODALITIES, AudioConfig, ExtractConfig, SearchConfig, from_dict
 from vidsim.features import visual
 from vidsim.index import Index
 from vidsim.io import read_status
@@ -62,8 +62,9 @@ class Library:
         self.audio_cfg = from_dict(AudioConfig, m["audio"])
         self.extract_cfg = from_dict(ExtractConfig, m["extract"])
         self.encoder_info = visual.EncoderInfo(**m["encoder"])
-        self.default_k = int(m["search"]["k"])
-        self.default_score = m["search"]["score"]
+        self.search_cfg = from_dict(SearchConfig, m["search"])
+        self.default_k = self.search_cfg.k
+        self.default_score = self.search_cfg.score
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
@@ -92,10 +93,16 @@ class Library:
         model, preprocess, _ = visual.create_encoder(info.model, info.pretrained)
         return Encoder(model, preprocess, info)
 
-    def featurize(self, path: str | os.PathLike) -> ClipFeatures:
-        """Extract and featurize one video exactly as the pipeline does, in a private temp dir."""
+    def featurize(self, path: str | os.PathLike, on_step: StepCallback | None = None) -> ClipFeatures:
+        """Extract and featurize one video exactly as the pipeline does, in a private temp dir.
+
+        Raises:
+            MediaError: the file is not a usable video (the message names the file and why).
+        """
+        cfg = dataclasses.replace(
+            self.extract_cfg, max_duration_s=min(self.extract_cfg.max_duration_s, self.search_cfg.max_query_s))
         with tempfile.TemporaryDirectory(prefix="vidsim-query-") as tmp:
-            _, feats = extract_and_featurize(path, tmp, self.encoder, self.audio_cfg, self.extract_cfg)
+            _, feats = extract_and_featurize(path, tmp, self.encoder, self.audio_cfg, cfg, on_step)
         return feats
 
     def query(self, path: str | os.PathLike, modality: str = "audio_visual", k: int | None = None,
@@ -134,6 +141,26 @@ class Library:
         hits = [Hit(rank=r + 1, clip=c, path=p, distance=float(d), probability=float(pr))
                 for r, (c, p, d, pr) in enumerate(zip(clips["clip"], clips["path"], dist, probs))]
         return QueryResult(modality, hits, z)
+
+    def clip_features(self, clip: str) -> pd.Series:
+        """The index row of a library clip (path, sha256, labels, ...)."""
+        match = self.index.clips[self.index.clips["clip"] == clip]
+        if match.empty:
+            raise KeyError(f"{clip!r} is not in the library")
+        return match.iloc[0]
+
+    def thumbnail(self, clip: str) -> Path | None:
+        """A JPEG frame of a library clip, when it has video."""
+        path = self.index_dir / "thumbs" / f"{self.clip_features(clip)['sha256']}.jpg"
+        return path if path.exists() else None
+
+    def points(self, modality: str) -> pd.DataFrame:
+        """The library in a modality's latent space: clip, labels, and z0..z{L-1}."""
+        self._check(modality)
+        clips = self.index.clips.iloc[self.index.rows[modality]].reset_index(drop=True)
+        z = self.index.latents[modality]
+        coords = pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])
+        return pd.concat([clips[["clip", "path", "audio_label", "visual_label"]], coords], axis=1)
 
     def status(self) -> pd.DataFrame:
         """The per-file status table of the last run (file, ok/error, reason)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("features", type=Path)
     parser.add_argument("models", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--thumbs", type=Path, required=True, help="the extract stage's thumbnails")
     args = parser.parse_args()
     search = from_dict(SearchConfig, load_params().get("search"))
     clips, arrays = load_features(args.features)
@@ -38,10 +40,21 @@ def main() -> None:
         scales[modality] = neighbour_scale(latents[modality], search.k)
         log.info("%s: %d clips in a %d-d latent space", modality, *latents[modality].shape)
     manifest = {**read_json(args.features / "features.json"),
-                "search": {"k": search.k, "score": search.score}}
-    keep = ["clip", "path", "sha256", "duration", "has_audio", "has_video"]
+                "search": dataclasses.asdict(search)}
+    keep = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
     Index(clips[keep], rows, latents, scales, manifest).save(args.out)
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")
+    copy_thumbnails(args.thumbs, args.out / "thumbs", set(clips["sha256"]))
+
+
+def copy_thumbnails(src: Path, dst: Path, shas: set[str]) -> None:
+    """The index's own copy of one JPEG per clip, for the app's result lists."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for sha in shas:
+        if (src / f"{sha}.jpg").exists():
+            shutil.copyfile(src / f"{sha}.jpg", dst / f"{sha}.jpg")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from vidsim.evaluation import RELEVANCE, brier_score, relevance_matrix, retrieval_metrics
 from vidsim.index import Index
@@ -17,18 +17,17 @@ from vidsim.stages import setup_logging
 log = logging.getLogger(__name__)
 
 
-def evaluate(index: Index, labels: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Metrics per modality, on the clips that have labels."""
-    by_clip = labels.set_index("file")
+def evaluate(index: Index) -> dict[str, dict[str, float]]:
+    """Metrics per modality, on the clips that have labels (from the library's labels.csv)."""
     k = int(index.manifest["search"]["k"])
     out = {}
     for modality, latents in index.latents.items():
-        names = index.clip_names(modality)
-        known = [i for i, n in enumerate(names) if n in by_clip.index]
+        keys = list(RELEVANCE[modality])
+        labels = index.clips.iloc[index.rows[modality]][keys].fillna("").astype(str)
+        known = np.flatnonzero((labels != "").all(axis=1).to_numpy())
         if len(known) < 2:
             continue
-        keys = RELEVANCE[modality]
-        rel = relevance_matrix([tuple(by_clip.loc[names[i], list(keys)]) for i in known])
+        rel = relevance_matrix([tuple(r) for r in labels.iloc[known].itertuples(index=False)])
         z = latents[known]
         metrics = retrieval_metrics(z, rel)
         for score in SCORES:
@@ -42,15 +41,11 @@ def main() -> None:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("index", type=Path)
-    parser.add_argument("labels", type=Path, help="CSV with file, audio_label, visual_label")
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
-    index = Index.load(args.index)
-    if args.labels.exists():
-        metrics = evaluate(index, pd.read_csv(args.labels, keep_default_na=False))
-    else:
-        log.warning("no labels at %s: nothing to evaluate", args.labels)
-        metrics = {}
+    metrics = evaluate(Index.load(args.index))
+    if not metrics:
+        log.warning("the library has no labels.csv (file, audio_label, visual_label): nothing to evaluate")
     write_json(args.metrics, metrics)
 
 

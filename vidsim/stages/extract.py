@@ -20,8 +20,9 @@ from vidsim.stages import setup_logging
 
 log = logging.getLogger(__name__)
 
-STATUS_COLUMNS = ["clip", "path", "status", "reason", "sha256", "duration", "has_audio", "has_video",
-                  "format_name"]
+META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name"]
+LABEL_COLUMNS = ["audio_label", "visual_label"]
+STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLUMNS]
 
 
 def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -38,31 +39,53 @@ def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def extract_one(path: Path, cache: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
-    """Probe + WAV for one file, reusing the cache. Returns (status row fields, was_cached)."""
+def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
+    """Probe, WAV and thumbnail for one file, reusing the cache.
+
+    Returns (status row fields, was_cached).
+    """
     sha = file_sha256(path)
-    meta_path = cache / f"{sha}.json"
+    meta_path, thumb = cache / f"{sha}.json", thumbs / f"{sha}.jpg"
     if meta_path.exists():
-        return read_json(meta_path), True
+        meta = read_json(meta_path)
+        if not meta["has_video"] or thumb.exists():
+            return meta, True
     info = media.probe(path, cfg.probe_timeout_s, cfg.max_duration_s)
-    if info.has_audio:
+    if info.has_audio and not (cache / f"{sha}.wav").exists():
         media.extract_audio(info, cache / f"{sha}.wav", cfg.sample_rate, cfg.timeout_s)
+    if info.has_video:
+        media.thumbnail(info, thumb, timeout=cfg.probe_timeout_s)
     row = {"sha256": sha, "duration": round(info.duration, 3), "has_audio": info.has_audio,
            "has_video": info.has_video, "format_name": info.format_name}
     write_json(meta_path, row)  # written last: its presence marks the entry complete
     return row, False
 
 
-def extract_library(library: Path, out: Path, cfg: ExtractConfig) -> pd.DataFrame:
-    """Fill out/cache and return the status table (one row per video file)."""
-    cache = out / "cache"
+def read_labels(path: Path) -> dict[str, dict[str, str]]:
+    """Optional labels.csv in the library folder: file -> {audio_label, visual_label}."""
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    missing = {"file", *LABEL_COLUMNS} - set(table.columns)
+    if missing:
+        raise SystemExit(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return table.set_index("file")[LABEL_COLUMNS].to_dict("index")
+
+
+def extract_library(library: Path, out: Path, cfg: ExtractConfig,
+                    labels: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+    """Fill out/cache (probe + WAV) and out/thumbs; return the status table, one row per video."""
+    cache, thumbs = out / "cache", out / "thumbs"
     cache.mkdir(parents=True, exist_ok=True)
+    thumbs.mkdir(exist_ok=True)
+    labels = labels or {}
     rows, counts = [], {"new": 0, "cached": 0, "failed": 0}
     for path in tqdm(list_videos(library, cfg.extensions), desc="extract", unit="clip"):
         clip = path.relative_to(library).as_posix()
-        row = {"clip": clip, "path": str(path), "status": "ok", "reason": ""}
+        row = {"clip": clip, "path": str(path), "status": "ok", "reason": "",
+               **labels.get(clip, dict.fromkeys(LABEL_COLUMNS, ""))}
         try:
-            meta, cached = extract_one(path, cache, cfg)
+            meta, cached = extract_one(path, cache, thumbs, cfg)
         except (media.MediaError, OSError) as exc:
             reason = exc.reason if isinstance(exc, media.MediaError) else str(exc)
             rows.append({**row, "status": "error", "reason": reason})
@@ -73,8 +96,10 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig) -> pd.DataFram
         missing = [m for m, has in (("audio", meta["has_audio"]), ("video", meta["has_video"])) if not has]
         if missing:
             row["reason"] = f"no {missing[0]} stream: indexed for {'visual' if missing[0] == 'audio' else 'audio'} only"
-        rows.append({**row, **{k: meta[k] for k in STATUS_COLUMNS[4:]}})
-    prune(cache, {r["sha256"] for r in rows if r["status"] == "ok"})
+        rows.append({**row, **{k: meta[k] for k in META_COLUMNS}})
+    keep = {r["sha256"] for r in rows if r["status"] == "ok"}
+    prune(cache, keep)
+    prune(thumbs, keep)
     log.info("extract: %(new)d new, %(cached)d cached, %(failed)d failed", counts)
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
@@ -92,10 +117,12 @@ def main() -> None:
     parser.add_argument("library", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    cfg = from_dict(ExtractConfig, load_params().get("extract"))
+    params = load_params()
+    cfg = from_dict(ExtractConfig, params.get("extract"))
     if not args.library.is_dir():
         raise SystemExit(f"library folder {args.library} does not exist (params.yaml: library.dir)")
-    status = extract_library(args.library, args.out, cfg)
+    labels = read_labels(args.library / params["library"]["labels"])
+    status = extract_library(args.library, args.out, cfg, labels)
     with atomic_path(args.out / "status.csv") as tmp:
         status.to_csv(tmp, index=False)
 

@@ -1,0 +1,46 @@
+"""Process-wide resources of the app (the library, the query slots) and small helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from vidsim.search import Library, NotBuilt
+
+INDEX_DIR = Path(os.environ.get("VIDSIM_INDEX", "data/index"))
+MODELS_DIR = Path(os.environ.get("VIDSIM_MODELS", "data/models"))
+METRICS_DIR = Path(os.environ.get("VIDSIM_METRICS", "metrics"))
+MODALITY_TITLES = {"audio": "Audio only", "audio_visual": "Audio-visual", "visual": "Visual only"}
+CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this process
+
+
+@st.cache_resource(show_spinner="Loading the library…")
+def load_library() -> Library:
+    """Index and models, loaded once per process and shared by every session."""
+    return Library.load(INDEX_DIR, MODELS_DIR)
+
+
+@st.cache_resource
+def query_slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(CONCURRENT_QUERIES)
+
+
+def library_or_stop() -> Library:
+    """The library, or a message saying which command builds it (and the page stops)."""
+    try:
+        return load_library()
+    except NotBuilt as exc:
+        st.warning(f"The library has not been built yet: {plain(str(exc))}")
+        st.markdown("Build the demo library (or your own, see `params.yaml`) with:")
+        st.code("make demo        # installs everything and runs the pipeline\n"
+                "# or, in an installed environment:\ndvc repro", language="bash")
+        st.stop()
+
+
+def plain(text: str) -> str:
+    """Escape Markdown so that a user-chosen name is only ever displayed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)

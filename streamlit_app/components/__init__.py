@@ -1,0 +1,1 @@
+"""Page components: each takes data from the search API and draws it."""

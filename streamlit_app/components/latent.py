@@ -1,0 +1,55 @@
+"""Plotly view of a latent space: library points by label, the query, lines to its neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from vidsim.projection import project_2d
+
+LABEL_OF = {"audio": ["audio_label"], "visual": ["visual_label"],
+            "audio_visual": ["audio_label", "visual_label"]}
+
+
+def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None = None,
+                  neighbours: list[str] | None = None, query_name: str = "query"
+                  ) -> tuple[go.Figure, str]:
+    """The library's latent points (hover: clip name), coloured by label where there are labels.
+
+    Returns the figure and a caption naming the projection.
+    """
+    z = points[[c for c in points.columns if c.startswith("z")]].to_numpy()
+    extra = [query[None, :]] if query is not None else []
+    (xy, *q), caption = project_2d(z, *extra)
+    labels = points[LABEL_OF[modality]].astype(str).agg(" · ".join, axis=1)
+    has_labels = bool((points[LABEL_OF[modality]] != "").all(axis=None))
+    fig = go.Figure()
+    groups = sorted(labels.unique()) if has_labels else [None]
+    for group in groups:
+        mask = (labels == group).to_numpy() if group is not None else np.ones(len(points), bool)
+        fig.add_trace(go.Scatter(
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=group or "library",
+            customdata=points.loc[mask, "clip"], hovertemplate="%{customdata}<extra></extra>",
+            marker={"size": 9, "opacity": 0.8},
+        ))
+    if q:
+        qx, qy = q[0][0]
+        if neighbours:
+            idx = points.index[points["clip"].isin(neighbours)]
+            lx, ly = [], []
+            for i in idx:
+                lx += [qx, xy[i, 0], None]
+                ly += [qy, xy[i, 1], None]
+            fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", name="nearest",
+                                     line={"color": "rgba(200,30,30,0.5)", "width": 1},
+                                     hoverinfo="skip"))
+        fig.add_trace(go.Scatter(
+            x=[qx], y=[qy], mode="markers", name="query", customdata=[query_name],
+            hovertemplate="query: %{customdata}<extra></extra>",
+            marker={"symbol": "star", "size": 18, "color": "crimson", "line": {"width": 1}},
+        ))
+    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      legend={"orientation": "h", "y": -0.15}, xaxis_title="dim 1",
+                      yaxis_title="dim 2", clickmode="event+select")
+    return fig, caption

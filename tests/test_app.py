@@ -1,0 +1,93 @@
+"""The Streamlit app through streamlit.testing: with and without a built library, queries, bad uploads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import ROOT
+
+APP = str(ROOT / "streamlit_app" / "main.py")
+
+
+@pytest.fixture
+def app_in(monkeypatch):
+    """An AppTest of the app run from a given folder (where it looks for data/index)."""
+
+    def make(folder) -> AppTest:
+        monkeypatch.chdir(folder)
+        st.cache_resource.clear()
+        at = AppTest.from_file(APP, default_timeout=120)
+        return at.run()
+
+    yield make
+    st.cache_resource.clear()
+
+
+def _hits(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if re.match(r"^\*\*\d+\. ", m.value)]
+
+
+def test_without_artifacts_says_which_command_to_run(app_in, tmp_path):
+    at = app_in(tmp_path)
+    assert not at.exception
+    assert "has not been built yet" in at.warning[0].value
+    assert any("make demo" in c.value and "dvc repro" in c.value for c in at.code)
+
+
+def test_library_page_without_artifacts(app_in, tmp_path):
+    at = app_in(tmp_path)
+    at.switch_page("views/library.py").run()
+    assert not at.exception and "has not been built yet" in at.warning[0].value
+
+
+@pytest.mark.slow
+def test_query_by_library_clip_gives_k_results_per_modality(app_in, project, built):
+    at = app_in(project)
+    assert not at.exception
+    at.radio(key="source").set_value("Pick a library clip").run()
+    clip = "generated-track-01--nature-1.mp4"
+    at.selectbox(key="library_clip").set_value(clip).run()
+    assert not at.exception
+    titles = [s.value for s in at.subheader]
+    assert {"Audio only", "Audio-visual", "Visual only"} <= set(titles)
+    hits = _hits(at)
+    assert len(hits) == 3 * 5  # default k = 5, three modalities
+    assert sum(h.startswith("**1. generated\\-track\\-01\\-\\-nature\\-1\\.mp4**") for h in hits) == 3
+    assert "share" in at.info[0].value or "same" in at.info[0].value
+    # k from the sidebar reruns the search without decoding anything
+    at.slider(key="k").set_value(3).run()
+    assert len(_hits(at)) == 3 * 3
+
+
+@pytest.mark.slow
+def test_bad_upload_shows_an_error_and_the_app_keeps_working(app_in, project, built):
+    at = app_in(project)
+    at.file_uploader(key="upload").set_value(("evil [x](y).mp4", b"definitely not a video", "video/mp4")).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert message.startswith("Could not use **evil \\[x\\]\\(y\\)\\.mp4**: not a readable video")
+    assert not _hits(at)
+    at.radio(key="source").set_value("Pick a library clip").run()
+    at.selectbox(key="library_clip").set_value("silent.mp4").run()
+    assert not at.exception
+    assert len(_hits(at)) == 5  # visual only: the clip has no sound
+    assert any("no audio" in w.value for w in at.warning)
+
+
+@pytest.mark.slow
+def test_library_page_lists_status_metrics_and_losses(app_in, project, built):
+    at = app_in(project)
+    at.switch_page("views/library.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["failed files"] == "1" and metrics["missing audio"] == "1"
+    assert "efficientnet-lite0" in " ".join(m.value for m in at.markdown)
+    assert len(at.dataframe) == 2  # clips with status, evaluation metrics
+    table = at.dataframe[0].value.set_index("clip")
+    assert table.loc["broken.mp4", "state"] == "failed"
+    assert table.loc["silent.mp4", "state"] == "missing audio"
