@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from vidsim.integrity import IntegrityError
 from vidsim.search import Library, NotBuilt
 
 INDEX_DIR = Path(os.environ.get("VIDSIM_INDEX", "data/index"))
@@ -21,7 +22,8 @@ CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this pro
 @st.cache_resource(show_spinner="Loading the library…")
 def load_library() -> Library:
     """Index and models, loaded once per process and shared by every session."""
-    return Library.load(INDEX_DIR, MODELS_DIR)
+    # the artifacts must match dvc.lock when there is one (a tampered file is never loaded)
+    return Library.load(INDEX_DIR, MODELS_DIR, verify_root="." if Path("dvc.lock").exists() else None)
 
 
 @st.cache_resource
@@ -33,6 +35,9 @@ def library_or_stop() -> Library:
     """The library, or a message saying which command builds it (and the page stops)."""
     try:
         return load_library()
+    except IntegrityError as exc:
+        st.error(f"The library cannot be served: {plain(str(exc))}")
+        st.stop()
     except NotBuilt as exc:
         st.warning(f"The library has not been built yet: {plain(str(exc))}")
         st.markdown("Build the demo library (or your own, see `params.yaml`) with:")

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from vidsim import media
+from vidsim.config import ExtractConfig
 from vidsim.features.audio import read_wav
 
 
@@ -15,7 +16,7 @@ def test_probe_reads_streams_and_duration(clips):
 
 def test_one_frame_per_second(clips):
     info = media.probe(clips["av5"])
-    frames = list(media.iter_frames(info, size=64, frame_rate=1.0))
+    frames = list(media.iter_frames(info, size=64))
     assert len(frames) == 5
     assert frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], frames[-1])  # testsrc2 moves
@@ -23,7 +24,7 @@ def test_one_frame_per_second(clips):
 
 def test_audio_is_mono_44k_int16(clips, tmp_path):
     info = media.probe(clips["av5"])
-    media.extract_audio(info, tmp_path / "a.wav", 44100)
+    media.extract_audio(info, tmp_path / "a.wav")
     signal, rate = read_wav(tmp_path / "a.wav")
     assert rate == 44100 and signal.dtype == np.int16 and signal.ndim == 1
     assert len(signal) / rate == pytest.approx(5.0, abs=0.1)
@@ -63,4 +64,4 @@ def test_playlist_formats_are_refused(tmp_path):
 
 def test_duration_limit(clips):
     with pytest.raises(media.MediaError, match="over the 2 s duration limit"):
-        media.probe(clips["av5"], max_duration=2)
+        media.probe(clips["av5"], ExtractConfig(max_duration_s=2))

@@ -20,12 +20,17 @@ ModelsOpt = Annotated[Path, typer.Option(help="the train stage's output folder")
 
 
 def _load(index: Path, models: Path):
+    from vidsim.integrity import IntegrityError
     from vidsim.search import Library, NotBuilt
 
     try:
-        return Library.load(index, models)
+        # inside the DVC project, the artifacts must match dvc.lock
+        return Library.load(index, models, verify_root="." if Path("dvc.lock").exists() else None)
     except NotBuilt as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
+    except IntegrityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
 
 
 @app.command()

@@ -74,8 +74,7 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
     frames = None
     if info.has_video:
         step("frames")
-        raw = list(media.iter_frames(info, encoder.info.image_size, extract_cfg.frame_rate,
-                                     extract_cfg.timeout_s))
+        raw = list(media.iter_frames(info, encoder.info.image_size, extract_cfg))
         if not raw:
             raise media.MediaError(info.path, "the video stream has no decodable frame")
         step("features")
@@ -99,11 +98,11 @@ def extract_and_featurize(path: str | os.PathLike, workdir: str | os.PathLike, e
     """The whole per-clip path for one file, with scratch files under `workdir`."""
     if on_step:
         on_step("probe")
-    info = media.probe(path, extract_cfg.probe_timeout_s, extract_cfg.max_duration_s)
+    info = media.probe(path, extract_cfg)
     wav = None
     if info.has_audio:
         if on_step:
             on_step("audio")
         wav = Path(workdir) / "audio.wav"
-        media.extract_audio(info, wav, extract_cfg.sample_rate, extract_cfg.timeout_s)
+        media.extract_audio(info, wav, extract_cfg)
     return info, featurize(info, wav, encoder, audio_cfg, extract_cfg, on_step)

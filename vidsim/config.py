@@ -15,13 +15,18 @@ MODALITIES: tuple[str, ...] = ("audio", "visual", "audio_visual")
 
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
-    """How ffmpeg turns a video into a mono WAV and frames."""
+    """How ffmpeg turns a video into a mono WAV and frames, and the limits on what it accepts."""
 
     sample_rate: int = 44100  # Hz, mono
     frame_rate: float = 1.0  # frames sampled per second of video
-    timeout_s: float = 300.0  # wall clock for one ffmpeg child
+    timeout_s: float = 300.0  # wall clock for one ffmpeg child (its process group is killed)
     probe_timeout_s: float = 30.0
-    max_duration_s: float = 3600.0  # longer inputs are refused
+    max_duration_s: float = 3600.0  # longer inputs are refused; decoding also stops there
+    max_file_mb: float = 4096.0
+    max_pixels: int = 4096 * 2160  # per frame, checked on the probe and enforced by the decoder
+    max_fps: float = 240.0
+    max_streams: int = 16
+    max_memory_mb: int = 2048  # address-space limit of each ffmpeg child (prlimit)
     extensions: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
 
 

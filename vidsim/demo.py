@@ -112,9 +112,20 @@ def _fetch_debian(out_dir: Path, cfg: SourcesConfig) -> None:
             if (p.parent.name, base) in seen:
                 continue
             seen.add((p.parent.name, base))
+            picture = flatten(Image.open(p))
+            if np.asarray(picture).std() < 10:
+                log.info("skipping %s: a flat picture once its transparency is filled", p.name)
+                continue
             (out_dir / "photos" / p.parent.name).mkdir(exist_ok=True)
-            shutil.copy(p, out_dir / "photos" / p.parent.name / p.name)
+            picture.save(out_dir / "photos" / p.parent.name / f"{p.stem}.jpg", quality=92)
     (out_dir / "SOURCES.md").write_text("\n".join(credits) + "\n", encoding="utf-8")
+
+
+def flatten(picture: Image.Image, background: tuple[int, int, int] = (70, 80, 95)) -> Image.Image:
+    """RGB picture; transparent parts (wallpaper overlays meant for a desktop colour) on slate."""
+    rgba = picture.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, background + (255,))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
 
 
 def generate_sources(out_dir: Path, seed: int = 0, tracks: int = 6, track_seconds: float = 220.0,
@@ -208,7 +219,7 @@ def plan(sources: Path, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
                 lib.append(_clip_row(f"{label}--{theme}-{rep + 1}", track, label, theme,
                                      cfg.start_s + slot * stride, photos[theme], rng, cfg))
                 slot += 1
-        for q in range(cfg.queries_per_track):
+        for _ in range(cfg.queries_per_track):
             theme = cfg.themes[(len(queries)) % len(cfg.themes)]
             queries.append(_clip_row(f"query-{label}--{theme}", track, label, theme,
                                      cfg.start_s + slot * stride, photos[theme], rng, cfg))

@@ -1,8 +1,11 @@
 """The one module that runs ffmpeg and ffprobe: probe, decode audio to WAV, stream frames.
 
-Every child gets `-nostdin`, only the `file` protocol, a wall-clock timeout that kills its whole
-process group, and the input as a `file:` URL so that a name can never be read as an option,
-a pattern or another protocol.
+Media files are untrusted. Every child runs without a shell, with `-nostdin`, only the `file`
+protocol, an allow-list of container formats (playlist and pattern demuxers such as hls, dash,
+concat and image2 can make ffmpeg read other files), the input as an absolute `file:` URL (a name
+can never be read as an option, a pattern or another protocol), a memory limit (prlimit) and a
+wall-clock timeout that kills its whole process group. Decoding forces the demuxer the probe
+found and stops at the probed duration.
 """
 
 from __future__ import annotations
@@ -11,25 +14,30 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 
+from vidsim.config import ExtractConfig
+
 log = logging.getLogger(__name__)
 
-# Containers we decode, judged by ffprobe's format_name (never by the file name). Playlist and
-# pattern demuxers (hls, concat, dash, image2, ...) are absent on purpose: they read other files.
+# Demuxers we accept, judged on the content (ffprobe's format_name), never on the file name.
 ALLOWED_FORMATS: tuple[str, ...] = (
     "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "mpeg", "mpegts",
     "flv", "asf", "ogg", "wav", "mp3",
 )
+FORMAT_WHITELIST = ",".join(ALLOWED_FORMATS)
+DEFAULT = ExtractConfig()
 
 
 class MediaError(Exception):
@@ -52,6 +60,7 @@ class MediaInfo:
     has_video: bool
     width: int = 0
     height: int = 0
+    fps: float = 0.0
 
 
 def tool(name: str) -> str:
@@ -73,11 +82,22 @@ def _url(path: str | os.PathLike) -> str:
 def _allowed_demuxer(format_name: str) -> str | None:
     """The demuxer to force for a probed format, or None when the format is not accepted."""
     names = format_name.split(",")
-    return names[0] if all(n in ALLOWED_FORMATS for n in names) else None
+    return names[0] if format_name and all(n in ALLOWED_FORMATS for n in names) else None
+
+
+def _limited(args: Sequence[str], cfg: ExtractConfig) -> list[str]:
+    """Wrap a command in prlimit (memory and CPU time), safe to use from a threaded server."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        log.warning("prlimit not found: ffmpeg runs without a memory limit")
+        return list(args)
+    memory = int(cfg.max_memory_mb) * 1024 * 1024
+    cpu = int(max(cfg.timeout_s, cfg.probe_timeout_s) * 4)
+    return [prlimit, f"--as={memory}", f"--cpu={cpu}", "--", *args]
 
 
 def run(args: Sequence[str], timeout: float, path: str | os.PathLike, stdout=None) -> bytes:
-    """Run an ffmpeg/ffprobe command without a shell; kill its process group on timeout.
+    """Run an ffmpeg/ffprobe command; kill its process group on timeout.
 
     Returns captured stdout (empty when `stdout` is a file object).
     """
@@ -91,9 +111,12 @@ def run(args: Sequence[str], timeout: float, path: str | os.PathLike, stdout=Non
         except subprocess.TimeoutExpired:
             _kill(proc)
             raise MediaError(path, f"ffmpeg took longer than the {timeout:.0f} s limit") from None
+        except BaseException:
+            _kill(proc)
+            raise
         if proc.returncode != 0:
             err.seek(0)
-            raise MediaError(path, _last_error(err.read()))
+            raise MediaError(path, _describe_failure(proc.returncode, err.read(), path))
         return out or b""
 
 
@@ -105,27 +128,44 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _last_error(stderr: bytes) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return "ffmpeg failed: " + (lines[-1][:300] if lines else "no message")
+def _describe_failure(returncode: int, stderr: bytes, path: str | os.PathLike) -> str:
+    """ffmpeg's own words, without its log prefixes or our server-side paths."""
+    text = stderr.decode("utf-8", "replace")
+    if "Format not on whitelist" in text:
+        demuxer = text.split("[", 1)[-1].split(" @", 1)[0] if "[" in text else "unknown"
+        return f"container format '{demuxer}' is not accepted"
+    if returncode in (-signal.SIGKILL, -signal.SIGXCPU) or "Cannot allocate memory" in text:
+        return "ffmpeg went over its memory or CPU limit"
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\] ", "", line.strip())
+        line = line.replace(_url(path) + ": ", "").replace(str(path), Path(path).name)
+        if line and line not in lines:
+            lines.append(line)
+    return "ffmpeg failed: " + ("; ".join(lines)[:300] if lines else f"exit status {returncode}")
 
 
-def probe(path: str | os.PathLike, timeout: float = 30.0, max_duration: float | None = None
-          ) -> MediaInfo:
-    """Read container and stream facts; raise MediaError for anything we cannot decode."""
+def probe(path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> MediaInfo:
+    """Read container and stream facts and apply the limits; raise MediaError otherwise."""
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise MediaError(path, "empty file")
+    if size > cfg.max_file_mb * 1024 * 1024:
+        raise MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
     args = [
         tool("ffprobe"), "-v", "error", "-protocol_whitelist", "file",
+        "-format_whitelist", FORMAT_WHITELIST,
         "-probesize", "20000000", "-analyzeduration", "20000000",
         "-show_format", "-show_streams", "-of", "json", _url(path),
     ]
     try:
-        raw = run(args, timeout, path)
+        raw = run(_limited(args, cfg), cfg.probe_timeout_s, path)
     except MediaError as exc:
+        if "not accepted" in exc.reason or "limit" in exc.reason:
+            raise
         raise MediaError(path, "not a readable video (" + exc.reason.removeprefix("ffmpeg failed: ") + ")") from None
     info = json.loads(raw or b"{}")
     fmt = info.get("format", {})
@@ -133,6 +173,8 @@ def probe(path: str | os.PathLike, timeout: float = 30.0, max_duration: float | 
     if not _allowed_demuxer(format_name):
         raise MediaError(path, f"container format '{format_name or 'unknown'}' is not accepted")
     streams = info.get("streams", [])
+    if len(streams) > cfg.max_streams:
+        raise MediaError(path, f"{len(streams)} streams is over the {cfg.max_streams} stream limit")
     video = [s for s in streams if s.get("codec_type") == "video"
              and not s.get("disposition", {}).get("attached_pic")]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
@@ -142,14 +184,17 @@ def probe(path: str | os.PathLike, timeout: float = 30.0, max_duration: float | 
         (_float(s.get("duration")) for s in video + audio), default=0.0)
     if duration <= 0:
         raise MediaError(path, "unknown or zero duration")
-    if max_duration is not None and duration > max_duration:
-        raise MediaError(path, f"{duration:.0f} s is over the {max_duration:.0f} s duration limit")
-    return MediaInfo(
-        path=str(path), format_name=format_name, duration=duration,
-        has_audio=bool(audio), has_video=bool(video),
-        width=int(video[0].get("width", 0)) if video else 0,
-        height=int(video[0].get("height", 0)) if video else 0,
-    )
+    if duration > cfg.max_duration_s:
+        raise MediaError(path, f"{duration:.0f} s is over the {cfg.max_duration_s:.0f} s duration limit")
+    width = int(video[0].get("width", 0)) if video else 0
+    height = int(video[0].get("height", 0)) if video else 0
+    if width * height > cfg.max_pixels:
+        raise MediaError(path, f"frame size {width}x{height} is over the {cfg.max_pixels} pixel limit")
+    fps = _rate(video[0].get("avg_frame_rate")) or _rate(video[0].get("r_frame_rate")) if video else 0.0
+    if fps > cfg.max_fps:
+        raise MediaError(path, f"frame rate {fps:.0f} fps is over the {cfg.max_fps:.0f} fps limit")
+    return MediaInfo(path=str(path), format_name=format_name, duration=duration,
+                     has_audio=bool(audio), has_video=bool(video), width=width, height=height, fps=fps)
 
 
 def _float(value) -> float:
@@ -159,55 +204,76 @@ def _float(value) -> float:
         return 0.0
 
 
-def _input(info: MediaInfo) -> ffmpeg.nodes.FilterableStream:
-    return ffmpeg.input(_url(info.path), f=_allowed_demuxer(info.format_name),
-                        protocol_whitelist="file")
+def _rate(value) -> float:
+    try:
+        return float(Fraction(str(value)))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
 
 
-def _compile(stream) -> list[str]:
-    return [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error",
-            *ffmpeg.compile(stream, cmd=[])]
+def _input(info: MediaInfo, cfg: ExtractConfig, **kwargs) -> ffmpeg.nodes.FilterableStream:
+    demuxer = _allowed_demuxer(info.format_name)
+    if demuxer is None:
+        raise MediaError(info.path, f"container format '{info.format_name or 'unknown'}' is not accepted")
+    return ffmpeg.input(_url(info.path), f=demuxer, protocol_whitelist="file",
+                        format_whitelist=FORMAT_WHITELIST, max_pixels=cfg.max_pixels, **kwargs)
 
 
-def extract_audio(info: MediaInfo, wav_path: str | os.PathLike, sample_rate: int = 44100,
-                  timeout: float = 300.0) -> None:
-    """Decode the first audio stream to a mono 16-bit WAV (what pyAudioAnalysis expects)."""
+def _compile(stream, cfg: ExtractConfig) -> list[str]:
+    return _limited([tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error",
+                     *ffmpeg.compile(stream, cmd=[])], cfg)
+
+
+def _until(info: MediaInfo) -> str:
+    # headers can lie: never decode past the probed duration (plus a little slack)
+    return f"{info.duration + 1:.3f}"
+
+
+def extract_audio(info: MediaInfo, wav_path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> None:
+    """Decode the first audio stream to a mono 16-bit WAV at cfg.sample_rate."""
     if not info.has_audio:
         raise MediaError(info.path, "no audio stream")
     wav_path = Path(wav_path)
     tmp = wav_path.with_name(wav_path.name + ".part")
     stream = ffmpeg.output(
-        _input(info).audio, "file:" + str(tmp.resolve()), f="wav", acodec="pcm_s16le",
-        ac=1, ar=sample_rate, t=f"{info.duration + 1:.3f}", map_metadata=-1,
+        _input(info, cfg).audio, "file:" + str(tmp.resolve()), f="wav", acodec="pcm_s16le",
+        ac=1, ar=cfg.sample_rate, t=_until(info), map_metadata=-1,
     ).overwrite_output()
     try:
-        run(_compile(stream), timeout, info.path)
+        run(_compile(stream, cfg), cfg.timeout_s, info.path)
         os.replace(tmp, wav_path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def iter_frames(info: MediaInfo, size: int, frame_rate: float = 1.0,
-                timeout: float = 300.0) -> Iterator[np.ndarray]:
-    """Yield RGB frames sampled at `frame_rate`, resized (short side) and centre-cropped to size.
+def iter_frames(info: MediaInfo, size: int, cfg: ExtractConfig = DEFAULT) -> Iterator[np.ndarray]:
+    """Yield RGB frames sampled at cfg.frame_rate, resized (short side) and centre-cropped.
 
-    Frames are streamed through a pipe, never written to disk. Yields (size, size, 3) uint8.
+    Frames are streamed through a pipe, never written to disk; rotation metadata is applied.
+    Yields (size, size, 3) uint8.
     """
     if not info.has_video:
         raise MediaError(info.path, "no video stream")
+    # a clip shorter than one sampling period still gives one frame
+    rate = max(cfg.frame_rate, 1.0 / max(info.duration, 1e-3))
     video = (
-        _input(info).video
-        .filter("fps", fps=frame_rate)
+        _input(info, cfg).video
+        .filter("fps", fps=f"{rate:.6f}")
         .filter("scale", size, size, force_original_aspect_ratio="increase", flags="bicubic")
         .filter("crop", size, size)
     )
-    stream = ffmpeg.output(video, "pipe:", f="rawvideo", pix_fmt="rgb24",
-                           t=f"{info.duration + 1:.3f}")
+    stream = ffmpeg.output(video, "pipe:", f="rawvideo", pix_fmt="rgb24", t=_until(info))
     frame_bytes = size * size * 3
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(_compile(stream), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=err, start_new_session=True)
-        timer = threading.Timer(timeout, _kill, args=(proc,))
+        proc = subprocess.Popen(_compile(stream, cfg), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            _kill(proc)
+
+        timer = threading.Timer(cfg.timeout_s, expire)
         timer.start()
         try:
             while True:
@@ -221,15 +287,15 @@ def iter_frames(info: MediaInfo, size: int, frame_rate: float = 1.0,
             if proc.poll() is None:
                 _kill(proc)
             proc.stdout.close()
+        if timed_out.is_set():
+            raise MediaError(info.path, f"ffmpeg took longer than the {cfg.timeout_s:.0f} s limit")
         if proc.returncode != 0:
             err.seek(0)
-            if proc.returncode < 0:
-                raise MediaError(info.path, f"ffmpeg took longer than the {timeout:.0f} s limit")
-            raise MediaError(info.path, _last_error(err.read()))
+            raise MediaError(info.path, _describe_failure(proc.returncode, err.read(), info.path))
 
 
-def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, width: int = 320,
-              timeout: float = 60.0) -> None:
+def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, cfg: ExtractConfig = DEFAULT,
+              width: int = 320) -> None:
     """Write one JPEG frame from a second into the clip (or its middle, if shorter)."""
     if not info.has_video:
         raise MediaError(info.path, "no video stream")
@@ -237,12 +303,11 @@ def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, width: int = 320,
     tmp = jpg_path.with_name(jpg_path.name + ".part")
     at = min(1.0, info.duration / 2)
     stream = ffmpeg.output(
-        ffmpeg.input(_url(info.path), f=_allowed_demuxer(info.format_name), ss=f"{at:.3f}",
-                     protocol_whitelist="file").video.filter("scale", width, -2),
+        _input(info, cfg, ss=f"{at:.3f}").video.filter("scale", width, -2),
         "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4,
     ).overwrite_output()
     try:
-        run(_compile(stream), timeout, info.path)
+        run(_compile(stream, cfg), cfg.probe_timeout_s, info.path)
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(info.path, "no frame to make a thumbnail from")
         os.replace(tmp, jpg_path)
@@ -250,6 +315,6 @@ def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, width: int = 320,
         tmp.unlink(missing_ok=True)
 
 
-def run_graph(stream, timeout: float, label: str | os.PathLike) -> None:
+def run_graph(stream, timeout: float, label: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> None:
     """Run an ffmpeg-python graph built elsewhere (the demo builder), under the same rules."""
-    run(_compile(stream), timeout, label)
+    run(_compile(stream, cfg), timeout, label)

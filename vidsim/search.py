@@ -18,6 +18,7 @@ from vidsim.clip import ClipFeatures, Encoder, StepCallback, extract_and_featuri
 from vidsim.config import MODALITIES, AudioConfig, ExtractConfig, SearchConfig, from_dict
 from vidsim.features import visual
 from vidsim.index import Index
+from vidsim.integrity import IntegrityError, verify_outputs
 from vidsim.io import read_status
 from vidsim.scores import knn, probability
 
@@ -68,17 +69,33 @@ class Library:
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
-             models_dir: str | os.PathLike = DEFAULT_MODELS) -> Library:
+             models_dir: str | os.PathLike = DEFAULT_MODELS,
+             verify_root: str | os.PathLike | None = None) -> Library:
+        """Load the index and models.
+
+        Args:
+            verify_root: a DVC project root; when given, both folders must match its dvc.lock
+                (IntegrityError otherwise), so a tampered file is never loaded.
+        """
         index_dir, models_dir = Path(index_dir), Path(models_dir)
         if not (index_dir / "index.npz").exists():
             raise NotBuilt(f"no index in {index_dir}: run `dvc repro` (or `make demo`) first")
-        index = Index.load(index_dir)
+        if verify_root is not None:
+            verify_outputs(verify_root, [index_dir, models_dir])
+        try:
+            index = Index.load(index_dir)
+        except (ValueError, KeyError, OSError) as exc:  # e.g. a pickled object where arrays belong
+            raise IntegrityError(f"{index_dir} is not a readable index ({exc}): rebuild it with `dvc repro`") from None
         models = {}
         for modality in index.latents:
             path = models_dir / f"{modality}.safetensors"
             if not path.exists():
                 raise NotBuilt(f"model {path} is missing: run `dvc repro`")
-            model, norm, _ = vae.load(path)
+            try:
+                model, norm, _ = vae.load(path)
+            except Exception as exc:  # safetensors raises its own kinds; nothing is unpickled
+                raise IntegrityError(f"{path} is not a readable model ({type(exc).__name__}): "
+                                     "rebuild it with `dvc repro`") from None
             models[modality] = (model, norm)
         return cls(index, models, index_dir)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-
 from common import plain, query_slots
+
 from vidsim.clip import ClipFeatures
 from vidsim.media import MediaError
 from vidsim.search import Library, QueryResult

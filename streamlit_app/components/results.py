@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-
 from common import MODALITY_TITLES, plain
+
 from vidsim.search import Library, QueryResult
 
 

@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-
 from common import METRICS_DIR, MODALITY_TITLES, library_or_stop, plain
 
 lib = library_or_stop()

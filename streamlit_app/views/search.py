@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
-
 from common import MODALITY_TITLES, library_or_stop, plain
 from components.latent import latent_figure
 from components.query import QueryFailed, featurize_upload, search_all
 from components.results import disagreement, results_column
+
 from vidsim.scores import SCORES
 
 VIDEO_TYPES = ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg"]

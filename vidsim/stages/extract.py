@@ -26,17 +26,17 @@ STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLU
 
 
 def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Video files under the library folder (by extension), sorted; links leading outside it skipped."""
-    root = library.resolve()
-    found = []
-    for p in sorted(library.rglob("*")):
-        if p.suffix.lower() not in extensions or not p.is_file():
-            continue
-        if not p.resolve().is_relative_to(root):
-            log.warning("skipping %s: it links outside the library", p)
-            continue
-        found.append(p)
-    return found
+    """Video files under the library folder (by extension), sorted."""
+    return sorted(p for p in library.rglob("*") if p.suffix.lower() in extensions and not p.is_dir())
+
+
+def refusal(path: Path, root: Path) -> str | None:
+    """Why a listed file is not read at all (a link leading outside the library), or None."""
+    if not path.resolve().is_relative_to(root):
+        return "links outside the library folder: not read"
+    if not path.is_file():
+        return "not a regular file"
+    return None
 
 
 def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
@@ -50,11 +50,11 @@ def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tu
         meta = read_json(meta_path)
         if not meta["has_video"] or thumb.exists():
             return meta, True
-    info = media.probe(path, cfg.probe_timeout_s, cfg.max_duration_s)
+    info = media.probe(path, cfg)
     if info.has_audio and not (cache / f"{sha}.wav").exists():
-        media.extract_audio(info, cache / f"{sha}.wav", cfg.sample_rate, cfg.timeout_s)
+        media.extract_audio(info, cache / f"{sha}.wav", cfg)
     if info.has_video:
-        media.thumbnail(info, thumb, timeout=cfg.probe_timeout_s)
+        media.thumbnail(info, thumb, cfg)
     row = {"sha256": sha, "duration": round(info.duration, 3), "has_audio": info.has_audio,
            "has_video": info.has_video, "format_name": info.format_name}
     write_json(meta_path, row)  # written last: its presence marks the entry complete
@@ -80,11 +80,14 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
     thumbs.mkdir(exist_ok=True)
     labels = labels or {}
     rows, counts = [], {"new": 0, "cached": 0, "failed": 0}
+    root = library.resolve()
     for path in tqdm(list_videos(library, cfg.extensions), desc="extract", unit="clip"):
         clip = path.relative_to(library).as_posix()
         row = {"clip": clip, "path": str(path), "status": "ok", "reason": "",
                **labels.get(clip, dict.fromkeys(LABEL_COLUMNS, ""))}
         try:
+            if reason := refusal(path, root):
+                raise media.MediaError(path, reason)
             meta, cached = extract_one(path, cache, thumbs, cfg)
         except (media.MediaError, OSError) as exc:
             reason = exc.reason if isinstance(exc, media.MediaError) else str(exc)

@@ -1,0 +1,89 @@
+"""Crashes and tampering: a killed pipeline resumes without loss; altered artifacts are refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import run
+from vidsim.integrity import IntegrityError
+from vidsim.io import read_status
+from vidsim.search import Library
+
+pytestmark = pytest.mark.slow
+
+
+def _copy(project: Path, dest: Path) -> Path:
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+def _index_arrays(proj: Path) -> dict[str, np.ndarray]:
+    with np.load(proj / "data/index/index.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_killed_featurize_resumes_and_ends_with_the_same_index(project, built, tmp_path):
+    proj = _copy(project, tmp_path / "proj")
+    reference = _index_arrays(proj)
+    total = (read_status(proj / "data/extracted/status.csv")["status"] == "ok").sum()
+    shutil.rmtree(proj / "data/features")
+    cache = proj / "data/features/cache"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro"], cwd=proj, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(cache.glob("*.npz"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # as a crash would: no cleanup runs
+    proc.wait()
+    done = len(list(cache.glob("*.npz")))
+    assert 3 <= done < total, f"{done} of {total} clips were cached before the kill"
+    log = run(["dvc", "repro"], proj)
+    assert f"featurize: {total - done} new, {done} cached, 0 failed" in log
+    resumed = _index_arrays(proj)
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        np.testing.assert_array_equal(resumed[key], reference[key], err_msg=key)
+
+
+def test_tampered_model_is_refused(project, built, tmp_path):
+    proj = _copy(project, tmp_path / "proj")
+    model = proj / "data/models/audio.safetensors"
+    data = bytearray(model.read_bytes())
+    data[-10] ^= 0xFF  # one flipped bit pattern in the weights
+    model.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="data/models does not match the hash recorded in dvc.lock"):
+        Library.load(proj / "data/index", proj / "data/models", verify_root=proj)
+    out = subprocess.run([Path(sys.executable).parent / "vidsim", "status"], cwd=proj,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 3 and "does not match the hash recorded in dvc.lock" in out.stderr
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["VIDSIM_PWNED"]),))
+
+
+def test_pickled_index_is_refused_without_running_it(project, built, tmp_path, monkeypatch):
+    proj = _copy(project, tmp_path / "proj")
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("VIDSIM_PWNED", str(marker))
+    with open(proj / "data/index/index.npz", "wb") as fh:
+        np.savez(fh, **{"audio.rows": np.array([_Payload()], dtype=object),
+                        "audio.latents": np.zeros((1, 2))})
+    # the hash check refuses it first
+    with pytest.raises(IntegrityError, match="data/index does not match"):
+        Library.load(proj / "data/index", proj / "data/models", verify_root=proj)
+    # and even unchecked, arrays load without unpickling: a clear error, nothing executed
+    with pytest.raises(IntegrityError, match="not a readable index"):
+        Library.load(proj / "data/index", proj / "data/models")
+    assert not marker.exists()
