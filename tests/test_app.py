@@ -91,3 +91,37 @@ def test_library_page_lists_status_metrics_and_losses(app_in, project, built):
     table = at.dataframe[0].value.set_index("clip")
     assert table.loc["broken.mp4", "state"] == "failed"
     assert table.loc["silent.mp4", "state"] == "missing audio"
+
+
+@pytest.mark.slow
+def test_two_sessions_keep_their_own_results(app_in, project, built):
+    first = app_in(project)
+    second = AppTest.from_file(APP, default_timeout=120).run()  # same process, shared library
+    clips = {first: "generated-track-01--nature-1.mp4", second: "generated-track-06--abstract-2.mp4"}
+    for at, clip in clips.items():
+        at.radio(key="source").set_value("Pick a library clip").run()
+    for at, clip in clips.items():
+        at.selectbox(key="library_clip").set_value(clip).run()
+    first.run()  # a rerun of the first session after the second one searched
+    for at, clip in clips.items():
+        escaped = clip.replace("-", "\\-").replace(".", "\\.")
+        assert _hits(at)[0].startswith(f"**1. {escaped}**")
+        assert at.session_state["query"]["name"] == clip
+
+
+@pytest.mark.slow
+def test_concurrent_queries_on_the_shared_library(project, built):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from vidsim.search import Library
+
+    lib = Library.load(project / "data/index", project / "data/models")
+    paths = sorted((project / "data/demo/queries").glob("*.mp4"))[:2]
+    alone = [lib.featurize(p) for p in paths]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lib.featurize, paths))
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(a.frames, b.frames, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a.audio, b.audio)

@@ -21,7 +21,8 @@ st.caption(f"{len(lib.index.clips)} clips indexed · visual encoder **{enc.model
            + ("" if enc.has_text else " · text queries need a CLIP text tower (not available)"))
 
 with st.sidebar:
-    k = st.slider("Hits per modality (k)", 1, min(20, len(lib.index.clips)), min(lib.default_k, len(lib.index.clips)), key="k")
+    n_clips = len(lib.index.clips)
+    k = st.slider("Hits per modality (k)", 1, min(20, n_clips), min(lib.default_k, n_clips), key="k")
     score = st.selectbox("Probability of similarity", SCORES, index=SCORES.index(lib.default_score),
                          format_func=lambda s: {"kernel": "kernel (calibrated, default)",
                                                 "softmax2": "softmax(1 - softmax(d)) (original)"}[s],

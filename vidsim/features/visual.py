@@ -113,8 +113,12 @@ def create_encoder_from_config(cfg: EncoderConfig) -> tuple[torch.nn.Module, Pre
 
 @contextlib.contextmanager
 def _without_log(prefix: str):
+    """Drop root-logger records starting with `prefix` (open_clip logs there) inside the block."""
     root = logging.getLogger()
-    drop = lambda record: not str(record.msg).startswith(prefix)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(prefix)
+
     root.addFilter(drop)
     try:
         yield
