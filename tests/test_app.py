@@ -98,7 +98,7 @@ def test_two_sessions_keep_their_own_results(app_in, project, built):
     first = app_in(project)
     second = AppTest.from_file(APP, default_timeout=120).run()  # same process, shared library
     clips = {first: "generated-track-01--nature-1.mp4", second: "generated-track-06--abstract-2.mp4"}
-    for at, clip in clips.items():
+    for at in clips:
         at.radio(key="source").set_value("Pick a library clip").run()
     for at, clip in clips.items():
         at.selectbox(key="library_clip").set_value(clip).run()

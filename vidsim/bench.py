@@ -34,8 +34,6 @@ from vidsim.search import Library
 from vidsim.stages.extract import extract_library
 from vidsim.stages.featurize import featurize_library, stack
 
-log = logging.getLogger(__name__)
-
 
 def _timed(fn, *args, **kwargs):
     t = time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -14,8 +13,6 @@ from vidsim import media
 from vidsim.config import AudioConfig, EncoderConfig, ExtractConfig
 from vidsim.features import audio as audio_features
 from vidsim.features import visual
-
-log = logging.getLogger(__name__)
 
 StepCallback = Callable[[str], None]  # told the name of each step as it starts
 

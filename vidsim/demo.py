@@ -263,7 +263,7 @@ def render_clip(row: dict, out: Path, cfg: DemoConfig, timeout: float = 300.0) -
             video, audio, "file:" + str(tmp), f="mp4", vcodec="libx264", preset="veryfast", crf=28,
             r=cfg.fps, acodec="aac", audio_bitrate="96k", ac=2, ar=44100, t=f"{dur:.3f}",
             movflags="+faststart", map_metadata=-1, fflags="+bitexact", flags="+bitexact",
-            threads=1,  # fewer run-to-run differences in x264's output (decoded frames are the same)
+            threads=1,  # one encoder thread; x264 output still differs between runs for a few clips
         ).overwrite_output()
         media.run_graph(stream, timeout, out)
 

@@ -96,14 +96,11 @@ def _limited(args: Sequence[str], cfg: ExtractConfig) -> list[str]:
     return [prlimit, f"--as={memory}", f"--cpu={cpu}", "--", *args]
 
 
-def run(args: Sequence[str], timeout: float, path: str | os.PathLike, stdout=None) -> bytes:
-    """Run an ffmpeg/ffprobe command; kill its process group on timeout.
-
-    Returns captured stdout (empty when `stdout` is a file object).
-    """
+def run(args: Sequence[str], timeout: float, path: str | os.PathLike) -> bytes:
+    """Run an ffmpeg/ffprobe command; kill its process group on timeout. Returns its stdout."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            list(args), stdin=subprocess.DEVNULL, stdout=stdout or subprocess.PIPE, stderr=err,
+            list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             start_new_session=True,
         )
         try:

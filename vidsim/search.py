@@ -4,7 +4,6 @@ by library clip, or by features. Used by the CLI, the app and the tests."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import tempfile
 from functools import cached_property
@@ -21,8 +20,6 @@ from vidsim.index import Index
 from vidsim.integrity import IntegrityError, verify_outputs
 from vidsim.io import read_status
 from vidsim.scores import knn, probability
-
-log = logging.getLogger(__name__)
 
 DEFAULT_INDEX = Path("data/index")
 DEFAULT_MODELS = Path("data/models")
@@ -159,7 +156,7 @@ class Library:
                 for r, (c, p, d, pr) in enumerate(zip(clips["clip"], clips["path"], dist, probs))]
         return QueryResult(modality, hits, z)
 
-    def clip_features(self, clip: str) -> pd.Series:
+    def clip_info(self, clip: str) -> pd.Series:
         """The index row of a library clip (path, sha256, labels, ...)."""
         match = self.index.clips[self.index.clips["clip"] == clip]
         if match.empty:
@@ -168,7 +165,7 @@ class Library:
 
     def thumbnail(self, clip: str) -> Path | None:
         """A JPEG frame of a library clip, when it has video."""
-        path = self.index_dir / "thumbs" / f"{self.clip_features(clip)['sha256']}.jpg"
+        path = self.index_dir / "thumbs" / f"{self.clip_info(clip)['sha256']}.jpg"
         return path if path.exists() else None
 
     def points(self, modality: str) -> pd.DataFrame:

@@ -54,7 +54,7 @@ else:
                 results[m] = lib.query_clip(clip, m, k, score)
             except KeyError:
                 results[m] = f"{clip} has no {m.replace('_', '-')} features"
-        st.session_state["query"] = {"name": clip, "video": lib.clip_features(clip)["path"],
+        st.session_state["query"] = {"name": clip, "video": lib.clip_info(clip)["path"],
                                      "results": results, "clip": clip}
         st.session_state["query_id"] = f"library:{clip}"
 
@@ -107,7 +107,7 @@ for m, tab in zip(lib.modalities, tabs):
         picked = [p.get("customdata") for p in event.selection.get("points", [])] if event else []
         picked = [c for c in picked if c in set(lib.index.clips["clip"])]
         if picked:
-            row = lib.clip_features(picked[0])
+            row = lib.clip_info(picked[0])
             st.markdown(f"**{plain(picked[0])}** · audio label: {plain(row['audio_label'] or '-')} · "
                         f"visual label: {plain(row['visual_label'] or '-')}")
             st.video(row["path"])
