@@ -15,7 +15,6 @@ from vidsim.search import Library, NotBuilt
 INDEX_DIR = Path(os.environ.get("VIDSIM_INDEX", "data/index"))
 MODELS_DIR = Path(os.environ.get("VIDSIM_MODELS", "data/models"))
 METRICS_DIR = Path(os.environ.get("VIDSIM_METRICS", "metrics"))
-MODALITY_TITLES = {"audio": "Audio only", "audio_visual": "Audio-visual", "visual": "Visual only"}
 CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this process
 
 

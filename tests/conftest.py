@@ -42,7 +42,7 @@ def project(tmp_path_factory) -> Path:
     params["sources"]["generated"] = True
     params["demo"].update(tracks=2, themes=["nature", "abstract"], clips_per_pair=3,
                           clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0)
-    params["library"] = {"dir": "mylib", "labels": "labels.csv"}
+    params["library"] = {"dir": "mylib", "labels": "labels.csv", "queries": "data/demo/queries"}
     params["train"].update(epochs=300)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "init", "--no-scm", "-q"], proj)

@@ -75,7 +75,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app_in, project, bu
     at.radio(key="source").set_value("Pick a library clip").run()
     at.selectbox(key="library_clip").set_value("silent.mp4").run()
     assert not at.exception
-    assert len(_hits(at)) == 5  # visual only: the clip has no sound
+    assert len(_hits(at)) == 10  # visual, and audio-visual fused on the picture alone: no sound
     assert any("no audio" in w.value for w in at.warning)
 
 
@@ -125,3 +125,27 @@ def test_concurrent_queries_on_the_shared_library(project, built):
     for a, b in zip(alone, together):
         np.testing.assert_allclose(a.frames, b.frames, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(a.audio, b.audio)
+
+
+@pytest.mark.slow
+def test_weight_slider_method_and_more_like_this(app_in, project, built):
+    at = app_in(project)
+    at.radio(key="source").set_value("Pick a library clip").run()
+    at.selectbox(key="library_clip").set_value("generated-track-01--nature-1.mp4").run()
+    assert any(c.value == "late fusion · audio 50% · visual 50%" for c in at.caption)
+    at.slider(key="audio_weight").set_value(1.0).run()
+    assert not at.exception
+    assert any(c.value == "late fusion · audio 100%" for c in at.caption)
+    # more like this from the second audio hit: that clip becomes the query, and is its own first hit
+    second = _hits(at)[1].split("**")[1].split(". ", 1)[1].replace("\\", "")
+    at.button(key="audio-more-2").click().run()
+    assert not at.exception
+    assert at.session_state["query"]["name"] == second
+    assert _hits(at)[0] == f"**1. {second.replace('-', chr(92) + '-').replace('.', chr(92) + '.')}**" \
+        or _hits(at)[0].startswith(f"**1. {second.replace('-', chr(92) + '-').replace('.', chr(92) + '.')}**")
+    # leaving the query out: it is no longer among the hits
+    at.toggle(key="exclude_self").set_value(True).run()
+    assert not any(second.replace("-", "\\-").replace(".", "\\.") + "**" in h for h in _hits(at))
+    # the original's method: no weight slider, probabilities sum to one per column
+    at.selectbox(key="method").set_value("original").run()
+    assert not at.exception and not [s for s in at.slider if s.key == "audio_weight"]

@@ -22,7 +22,7 @@ from tests.helpers import make_clip
 from vidsim import media
 from vidsim.config import ExtractConfig
 from vidsim.search import Library
-from vidsim.stages.extract import extract_library
+from vidsim.extraction import extract_library
 from vidsim.uploads import private_copy
 
 pytestmark = pytest.mark.slow

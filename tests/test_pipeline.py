@@ -22,27 +22,43 @@ def test_status_lists_failures_and_missing_streams(project, built):
     assert "extract: 13 new, 0 cached, 1 failed" in built
 
 
-def test_metrics_per_modality(project, built):
-    metrics = json.loads((project / "metrics/eval.json").read_text())
-    assert set(metrics) == {"audio", "visual", "audio_visual"}
-    for m in metrics.values():
-        assert 0 <= m["recall@1"] <= m["recall@5"] <= 1 and 0 < m["mAP"] <= 1
-    # two clearly different generated tracks: audio search finds the same track
-    assert metrics["audio"]["recall@5"] >= 0.8
-    out = _run(["dvc", "metrics", "show"], project)
-    assert "recall@1" in out and "audio_visual" in out
+def test_held_out_metrics_per_method_side_by_side(project, built):
+    heldout = {m: json.loads((project / f"metrics/heldout/{m}.json").read_text())
+               for m in ("vidsim", "original", "raw")}
+    for metrics in heldout.values():
+        assert set(metrics) == {"audio", "visual", "audio_visual"}
+        for m in metrics.values():
+            assert 0 <= m["recall@1"] <= m["recall@5"] <= 1 and 0 < m["mAP"] <= 1 and 0 <= m["brier"] <= 1
+            assert m["queries"] == 8  # 2 tracks x 2 themes x 2 held-out clips
+    # two clearly different generated tracks: audio search finds the query's track
+    assert heldout["vidsim"]["audio"]["recall@5"] >= 0.8
+    loo = json.loads((project / "metrics/leave_one_out.json").read_text())
+    assert set(loo) == {"vidsim", "original", "raw"}
+    sweep = pd.read_csv(project / "metrics/fusion_weights.csv")
+    assert list(sweep["audio_weight"]) == [round(0.1 * i, 1) for i in range(11)]
+    out = _run(["dvc", "metrics", "show", "metrics/heldout"], project)
+    assert "vidsim.json" in out and "original.json" in out and "raw.json" in out
+    assert "audio_visual.recall@1" in out
 
 
 def test_query_returns_the_clip_itself_first(project, built):
     clip = min(p.name for p in (project / "mylib").glob("generated-track-01--nature-*.mp4"))
-    out = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio_visual", "-k", "3", "--json"],
-               project)
-    hits = json.loads(out[out.index("{"):])["hits"]
+    out = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio_visual", "-k", "3", "--json",
+                "--weights", "audio=0.6,visual=0.4"], project)
+    result = json.loads(out[out.index("{"):])
+    hits = result["hits"]
+    assert result["method"] == "vidsim" and result["weights"] == {"audio": 0.6, "visual": 0.4}
     assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert hits[0]["clip"] == clip and set(hits[0]["scores"]) == {"audio", "visual"}
+    assert hits[0]["probability"] >= hits[-1]["probability"]
+    out = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio_visual", "-k", "3", "--json",
+                "--method", "original"], project)
+    hits = json.loads(out[out.index("{"):])["hits"]
     assert hits[0]["clip"] == clip and hits[0]["distance"] < 1e-3
-    assert hits[0]["probability"] > hits[-1]["probability"]
     table = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio"], project)
     assert f"track1: {clip}, probability: " in table
+    alone = _run(["vidsim", "query", clip, "--library-clip", "--exclude-self", "--json"], project)
+    assert clip not in [h["clip"] for h in json.loads(alone[alone.index("{"):])["hits"]]
 
 
 def test_cli_status(project, built):

@@ -78,8 +78,8 @@ def test_pickled_index_is_refused_without_running_it(project, built, tmp_path, m
     marker = tmp_path / "pwned"
     monkeypatch.setenv("VIDSIM_PWNED", str(marker))
     with open(proj / "data/index/index.npz", "wb") as fh:
-        np.savez(fh, **{"audio.rows": np.array([_Payload()], dtype=object),
-                        "audio.latents": np.zeros((1, 2))})
+        np.savez(fh, **{"original.audio.rows": np.array([_Payload()], dtype=object),
+                        "original.audio.latents": np.zeros((1, 2))})
     # the hash check refuses it first
     with pytest.raises(IntegrityError, match="data/index does not match"):
         Library.load(proj / "data/index", proj / "data/models", verify_root=proj)

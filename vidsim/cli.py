@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from vidsim import media
-from vidsim.config import MODALITIES
+from vidsim.methods import METHODS
+from vidsim.methods import check as check_method
+from vidsim.modalities import MODALITIES, parse_weights
+from vidsim.modalities import check as check_modality
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the clips of your library that look and sound like a query clip.")
@@ -38,32 +41,51 @@ def query(
     clip: Annotated[Path, typer.Argument(help="a video file (or a library clip name with --library-clip)")],
     modality: Annotated[str, typer.Option(help="|".join(MODALITIES))] = "audio_visual",
     k: Annotated[int | None, typer.Option("-k", help="number of hits (default: params search.k)")] = None,
-    score: Annotated[str | None, typer.Option(help="kernel | softmax2 (the original's)")] = None,
-    library_clip: Annotated[bool, typer.Option(help="CLIP names a clip of the library")] = False,
+    method: Annotated[str | None, typer.Option(
+        help="|".join(METHODS) + " (default: params search.method)")] = None,
+    weights: Annotated[str | None, typer.Option(
+        help="late-fusion weights for audio_visual, e.g. audio=0.6,visual=0.4 (default: params)")] = None,
+    score: Annotated[str | None, typer.Option(help="calibrated | softmax2 (the original's)")] = None,
+    library_clip: Annotated[bool, typer.Option(help="CLIP names a clip of the library (more like this)")] = False,
+    exclude_self: Annotated[bool, typer.Option(
+        help="leave out the query clip itself and exact duplicates (same bytes)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     index: IndexOpt = Path("data/index"),
     models: ModelsOpt = Path("data/models"),
 ) -> None:
     """Rank the library's clips by similarity to CLIP."""
     logging.basicConfig(level=logging.WARNING)
+    try:  # arguments are checked before anything slow is loaded
+        check_modality(modality)
+        if method is not None:
+            check_method(method)
+        if weights is not None:
+            parse_weights(weights, {})
+        if k is not None and k < 1:
+            raise ValueError(f"-k must be at least 1, got {k}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     lib = _load(index, models)
     try:
         if library_clip:
-            result = lib.query_clip(str(clip), modality, k, score)
+            result = lib.query_clip(str(clip), modality, k, score, method, weights, exclude_self=exclude_self)
         else:
-            result = lib.query(clip, modality, k, score)
+            result = lib.query(clip, modality, k, score, method, weights, exclude_duplicates=exclude_self)
     except (media.MediaError, ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps({"query": str(clip), "modality": modality,
-                               "encoder": lib.encoder_info.model,
-                               "hits": result.table().to_dict("records")}, indent=2))
+        typer.echo(json.dumps({"query": str(clip), "encoder": lib.encoder_info.model, **result.to_dict()},
+                              indent=2))
         return
-    typer.echo(f"query: {clip.name}  modality: {modality}  encoder: {lib.encoder_info.model}")
+    fusion = (" weights: " + ",".join(f"{m}={w:.2f}" for m, w in result.weights.items())
+              if result.weights else "")
+    typer.echo(f"query: {clip.name}  modality: {modality}  method: {result.method}{fusion}  "
+               f"encoder: {lib.encoder_info.model}")
     for h in result.hits:
-        typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, "
-                   f"distance: {h.distance:.3f}")
+        detail = (f"distance: {h.distance:.3f}" if h.distance is not None
+                  else ", ".join(f"{m}: {100 * p:.1f}" for m, p in h.scores.items()))
+        typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, {detail}")
 
 
 @app.command()
@@ -76,11 +98,12 @@ def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/
     enc = lib.encoder_info
     report = {
         "clips": len(lib.index.clips),
-        "per_modality": {m: len(lib.index.rows[m]) for m in lib.modalities},
+        "per_modality": {m: len(lib.index.space("raw", m).rows) for m in ("audio", "visual")},
         "failed": failed[["clip", "reason"]].to_dict("records") if len(failed) else [],
         "encoder": {"model": enc.model, "weights": enc.weights, "dim": enc.dim,
                     "text_queries": enc.has_text},
-        "score": lib.default_score,
+        "method": lib.default_method,
+        "weights": lib.default_weights,
     }
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -7,39 +7,13 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from vidsim import media
 from vidsim.config import AudioConfig, EncoderConfig, ExtractConfig
 from vidsim.features import audio as audio_features
 from vidsim.features import visual
+from vidsim.modalities import ClipFeatures
 
 StepCallback = Callable[[str], None]  # told the name of each step as it starts
-
-
-@dataclasses.dataclass
-class ClipFeatures:
-    """Everything search needs from one clip; a missing modality is None."""
-
-    audio: np.ndarray | None  # (138,) float32
-    frames: np.ndarray | None  # (T, D) float32, one L2-normalised row per sampled second
-
-    @property
-    def visual(self) -> np.ndarray | None:
-        """(D,) clip mean of the frame embeddings."""
-        return None if self.frames is None else self.frames.mean(axis=0).astype(np.float32)
-
-    def vector(self, modality: str) -> np.ndarray | None:
-        """The model input for a modality: audio, visual, or both concatenated (early fusion)."""
-        if modality == "audio":
-            return self.audio
-        if modality == "visual":
-            return self.visual
-        if modality == "audio_visual":
-            if self.audio is None or self.frames is None:
-                return None
-            return np.concatenate([self.audio, self.visual]).astype(np.float32)
-        raise ValueError(f"unknown modality {modality!r}; use audio, visual or audio_visual")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +35,11 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
     `on_step` is told "frames" and "features" as each step starts (for progress displays).
     """
     step = on_step or (lambda _: None)
-    audio = None
+    audio = audio_seconds = None
     if wav_path is not None:
         signal, rate = audio_features.read_wav(wav_path)
         try:
-            audio, _ = audio_features.audio_features(signal, rate, audio_cfg)
+            audio, audio_seconds, _ = audio_features.audio_analysis(signal, rate, audio_cfg)
         except ValueError as exc:
             raise media.MediaError(info.path, str(exc)) from None
     frames = None
@@ -79,7 +53,7 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
                                      encoder.device)
     if audio is None and frames is None:
         raise media.MediaError(info.path, "no usable audio or video")
-    return ClipFeatures(audio=audio, frames=frames)
+    return ClipFeatures(audio=audio, frames=frames, audio_seconds=audio_seconds)
 
 
 def load_encoder(cfg: EncoderConfig) -> Encoder:

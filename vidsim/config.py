@@ -10,9 +10,6 @@ import yaml
 
 T = TypeVar("T")
 
-MODALITIES: tuple[str, ...] = ("audio", "visual", "audio_visual")
-
-
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     """How ffmpeg turns a video into a mono WAV and frames, and the limits on what it accepts."""
@@ -66,8 +63,11 @@ class VAEConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
+    """What the app and the CLI serve by default (every method is built and evaluated)."""
+
     k: int = 5
-    score: str = "kernel"  # "kernel" (default, calibrated) or "softmax2" (the original)
+    method: str = "vidsim"  # "vidsim", "original" (the study's configuration) or "raw" (baseline)
+    weights: dict = dataclasses.field(default_factory=lambda: {"audio": 0.5, "visual": 0.5})  # late fusion
     max_query_s: float = 600.0  # longer query clips are refused
 
 

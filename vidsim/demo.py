@@ -46,17 +46,19 @@ class SourcesConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    """Shape of the generated library."""
+    """Shape of the generated library and of its held-out query set."""
 
     tracks: int = 6  # audio labels
     themes: tuple[str, ...] = ("nature", "abstract", "desktop")  # visual labels
-    clips_per_pair: int = 4  # clips for each (track, theme)
+    clips_per_pair: int = 4  # library clips for each (track, theme)
+    queries_per_pair: int = 2  # held-out query clips for each (track, theme)
+    query_photo_share: float = 0.34  # share of each theme's photos kept out of the library
     clip_seconds: float = 12.0
-    queries_per_track: int = 1
+    gap_seconds: float = 1.0  # between consecutive excerpts of a track
     width: int = 480
     height: int = 270
     fps: int = 15
-    start_s: float = 20.0  # skip intros
+    start_s: float = 15.0  # skip intros
     seed: int = 0
 
 
@@ -128,7 +130,7 @@ def flatten(picture: Image.Image, background: tuple[int, int, int] = (70, 80, 95
     return Image.alpha_composite(canvas, rgba).convert("RGB")
 
 
-def generate_sources(out_dir: Path, seed: int = 0, tracks: int = 6, track_seconds: float = 220.0,
+def generate_sources(out_dir: Path, seed: int = 0, tracks: int = 6, track_seconds: float = 260.0,
                      themes: tuple[str, ...] = ("nature", "abstract", "desktop"),
                      photos_per_theme: int = 6, rate: int = 22050) -> None:
     """The fallback: synthesised tracks (own tempo, key and timbre) and drawn pictures per theme."""
@@ -193,41 +195,57 @@ def draw_picture(rng: np.random.Generator, theme: int, w: int = 960, h: int = 54
 
 
 def plan(sources: Path, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decide every library clip and query clip: source excerpt, photos and labels.
+    """Decide every library clip and held-out query clip: source excerpt, photos and labels.
+
+    A query never shares audio or pictures with the library: each track is cut into consecutive
+    excerpts, every few of which (interleaved, so queries come from all parts of the song) are
+    kept for queries, and each theme's photos are split into a library pool and a query pool.
 
     Returns (library plan, query plan); deterministic for given sources and config.
     """
     rng = np.random.default_rng(cfg.seed)
+    n_lib = cfg.clips_per_pair * len(cfg.themes)
+    n_query = cfg.queries_per_pair * len(cfg.themes)
+    stride = cfg.clip_seconds + cfg.gap_seconds
+    needed = cfg.start_s + (n_lib + n_query) * stride
     music = sorted(p for p in (sources / "music").iterdir() if p.suffix.lower() in MUSIC_EXTENSIONS)
-    if len(music) < cfg.tracks:
-        raise RuntimeError(f"{sources / 'music'} has {len(music)} tracks, need {cfg.tracks}")
-    picked = [music[i] for i in np.linspace(0, len(music) - 1, cfg.tracks).round().astype(int)]
-    photos = {}
+    long_enough = [p for p in music if media.probe(p).duration >= needed]
+    if len(long_enough) < cfg.tracks:
+        raise RuntimeError(f"{sources / 'music'} has {len(long_enough)} tracks of at least {needed:.0f} s, "
+                           f"need {cfg.tracks}")
+    picked = [long_enough[i] for i in np.linspace(0, len(long_enough) - 1, cfg.tracks).round().astype(int)]
+    lib_photos, query_photos = {}, {}
     for theme in cfg.themes:
         found = sorted(p for p in (sources / "photos" / theme).glob("*")
                        if p.suffix.lower() in PHOTO_EXTENSIONS)
-        if not found:
-            raise RuntimeError(f"no photos for theme {theme!r} in {sources / 'photos'}")
-        photos[theme] = found
-    stride = cfg.clip_seconds + 2.0
+        n_held = max(1, round(len(found) * cfg.query_photo_share)) if cfg.queries_per_pair else 0
+        if len(found) - n_held < 1:
+            raise RuntimeError(f"theme {theme!r} in {sources / 'photos'} has {len(found)} photos, "
+                               f"need at least {n_held + 1}")
+        held = set(np.linspace(0, len(found) - 1, n_held).round().astype(int)) if n_held else set()
+        lib_photos[theme] = [p for i, p in enumerate(found) if i not in held]
+        query_photos[theme] = [p for i, p in enumerate(found) if i in held]
+    # Excerpt slots of a track, in time order: every `every`-th one is a query slot. Themes take
+    # turns along the track, so no theme owns one part of a song.
+    every = (n_lib + n_query) / max(n_query, 1)
+    query_slots = {int(every * (j + 1)) - 1 for j in range(n_query)}
     lib, queries = [], []
     for track in picked:
         label = _slug(track.stem)
-        slot = 0
-        for theme in cfg.themes:
+        lib_offsets = [cfg.start_s + s * stride for s in range(n_lib + n_query) if s not in query_slots]
+        query_offsets = [cfg.start_s + s * stride for s in sorted(query_slots)]
+        for i, theme in enumerate(cfg.themes):
             for rep in range(cfg.clips_per_pair):
                 lib.append(_clip_row(f"{label}--{theme}-{rep + 1}", track, label, theme,
-                                     cfg.start_s + slot * stride, photos[theme], rng, cfg))
-                slot += 1
-        for _ in range(cfg.queries_per_track):
-            theme = cfg.themes[(len(queries)) % len(cfg.themes)]
-            queries.append(_clip_row(f"query-{label}--{theme}", track, label, theme,
-                                     cfg.start_s + slot * stride, photos[theme], rng, cfg))
-            slot += 1
+                                     lib_offsets[rep * len(cfg.themes) + i], lib_photos[theme], rng))
+            for rep in range(cfg.queries_per_pair):
+                queries.append(_clip_row(f"query-{label}--{theme}-{rep + 1}", track, label, theme,
+                                         query_offsets[rep * len(cfg.themes) + i], query_photos[theme],
+                                         rng))
     return pd.DataFrame(lib), pd.DataFrame(queries)
 
 
-def _clip_row(name, track, audio_label, theme, offset, photos, rng, cfg) -> dict:
+def _clip_row(name, track, audio_label, theme, offset, photos, rng) -> dict:
     n_photos = int(rng.integers(1, min(3, len(photos)) + 1))
     chosen = rng.choice(len(photos), size=n_photos, replace=False)
     return {"file": f"{name}.mp4", "audio_label": audio_label, "visual_label": theme,

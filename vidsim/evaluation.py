@@ -1,56 +1,132 @@
-"""Retrieval quality on a labelled library: leave-one-out Recall@k, mAP and score calibration."""
+"""Retrieval quality: held-out labelled queries against the library (the headline figures), and
+leave-one-out over the library (secondary: its clips overlap each other), per method and modality.
+
+A hit is relevant when it shares the query's labels for the modality (`modalities.RELEVANCE`).
+Recall@k is the share of queries with a relevant clip in their top k; mAP averages the precision
+at each relevant clip's rank over the full ranking; Brier is the mean squared gap between a top-k
+hit's probability of similarity and whether it is relevant (lower is better).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from vidsim.scores import knn, probability
+from vidsim.dataset import Features
+from vidsim.modalities import RELEVANCE
+from vidsim.search import Library, QueryResult
 
-# Which labels must agree for a hit to count as relevant, per modality.
-RELEVANCE = {"audio": ("audio_label",), "visual": ("visual_label",),
-             "audio_visual": ("audio_label", "visual_label")}
-
-
-def relevance_matrix(labels: list[tuple]) -> np.ndarray:
-    """(N, N) bool: same label tuple, diagonal False."""
-    codes = pd.factorize(pd.Series(["\x1f".join(map(str, t)) for t in labels]))[0]
-    rel = codes[:, None] == codes[None, :]
-    np.fill_diagonal(rel, False)
-    return rel
+log = logging.getLogger(__name__)
+LOO_SAMPLE = 300  # library clips used as leave-one-out queries at most
 
 
-def retrieval_metrics(latents: np.ndarray, relevant: np.ndarray, ks: tuple[int, ...] = (1, 5)
-                      ) -> dict[str, float]:
-    """Leave-one-out retrieval over the library.
+def _label(row: pd.Series | dict, modality: str) -> tuple[str, ...] | None:
+    values = tuple(str(row.get(k, "") or "") for k in RELEVANCE[modality])
+    return values if all(values) else None
 
-    Recall@k is the share of queries with at least one relevant clip in their top k;
-    mAP averages the precision at each relevant clip's rank over the full ranking.
-    Queries with no relevant clip are left out.
-    """
-    n = len(latents)
-    hits = {k: [] for k in ks}
-    aps = []
-    for i in range(n):
-        if not relevant[i].any():
+
+def summarise(rankings: list[tuple[np.ndarray, np.ndarray]], k: int) -> dict[str, float]:
+    """Metrics from (relevance of each ranked hit (R,) bool, probabilities (R,)) per query."""
+    r1, r5, aps, brier = [], [], [], []
+    for rel, prob in rankings:
+        if not rel.any():
             continue
-        order, _ = knn(latents, latents[i], n, exclude=i)
-        rel = relevant[i, order]
-        for k in ks:
-            hits[k].append(bool(rel[:k].any()))
+        r1.append(bool(rel[0]))
+        r5.append(bool(rel[:5].any()))
         ranks = np.flatnonzero(rel) + 1
         aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
-    out = {f"recall@{k}": float(np.mean(v)) if v else float("nan") for k, v in hits.items()}
-    out["mAP"] = float(np.mean(aps)) if aps else float("nan")
-    out["queries"] = len(aps)
+        brier.extend((prob[:k] - rel[:k]) ** 2)
+    if not r1:
+        return {}
+    return {"recall@1": round(float(np.mean(r1)), 4), "recall@5": round(float(np.mean(r5)), 4),
+            "mAP": round(float(np.mean(aps)), 4), "brier": round(float(np.mean(brier)), 4),
+            "queries": len(r1)}
+
+
+def _judge(lib: Library, result: QueryResult, want: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    clips = lib.index.clips.set_index("clip")
+    keys = list(RELEVANCE[result.modality])
+    got = clips.loc[[h.clip for h in result.hits], keys].astype(str).to_numpy()
+    rel = (got == np.array(want)[None, :]).all(axis=1)
+    return rel, np.array([h.probability for h in result.hits])
+
+
+def held_out(lib: Library, queries: Features, method: str, weights: dict | None = None
+             ) -> dict[str, dict[str, float]]:
+    """Each labelled query clip against the library, per modality of the method."""
+    out = {}
+    for modality in lib.modalities_of(method):
+        rankings = []
+        for i, row in queries.clips.iterrows():
+            want = _label(row, modality)
+            if want is None:
+                continue
+            try:
+                result = lib.rank_all(queries.clip(i), modality, method, weights)
+            except ValueError:  # the query lacks the modality
+                continue
+            rankings.append(_judge(lib, result, want))
+        if metrics := summarise(rankings, lib.default_k):
+            out[modality] = metrics
     return out
 
 
-def brier_score(latents: np.ndarray, relevant: np.ndarray, k: int, method: str, scale: float) -> float:
-    """Mean squared gap between a hit's probability of similarity and whether it is relevant."""
-    errs = []
-    for i in range(len(latents)):
-        idx, dist = knn(latents, latents[i], k, exclude=i)
-        p = probability(dist, method, scale)
-        errs.extend((p - relevant[i, idx]) ** 2)
-    return float(np.mean(errs))
+def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[str, dict[str, float]]:
+    """Each labelled library clip (up to `sample`, evenly spread) against the rest of the library."""
+    clips = lib.index.clips
+    picks = np.unique(np.linspace(0, len(clips) - 1, min(sample, len(clips))).round().astype(int))
+    out = {}
+    for modality in lib.modalities_of(method):
+        rankings = []
+        for j in picks:
+            want = _label(clips.iloc[j], modality)
+            if want is None:
+                continue
+            try:
+                result = lib.rank_clip(clips["clip"].iloc[j], modality, method)
+            except ValueError:
+                continue
+            rankings.append(_judge(lib, result, want))
+        if metrics := summarise(rankings, lib.default_k):
+            out[modality] = metrics
+    return out
+
+
+def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps: int = 11) -> pd.DataFrame:
+    """Audio-visual held-out metrics of late fusion for audio weights 0..1 (visual = 1 - audio)."""
+    rows = []
+    for w in tqdm(np.linspace(0, 1, steps), desc="fusion weights", unit="weight", leave=False):
+        weights = {"audio": float(w), "visual": float(1 - w)}
+        m = held_out_fused(lib, queries, method, weights)
+        if m:
+            rows.append({"audio_weight": round(float(w), 2), **{k: m[k] for k in ("recall@1", "mAP")}})
+    return pd.DataFrame(rows)
+
+
+def held_out_fused(lib: Library, queries: Features, method: str, weights: dict) -> dict[str, float]:
+    rankings = []
+    for i, row in queries.clips.iterrows():
+        want = _label(row, "audio_visual")
+        if want is None:
+            continue
+        try:
+            result = lib.rank_all(queries.clip(i), "audio_visual", method, weights)
+        except ValueError:
+            continue
+        rankings.append(_judge(lib, result, want))
+    return summarise(rankings, lib.default_k)
+
+
+def metrics_table(metrics_dir: str | os.PathLike) -> pd.DataFrame:
+    """The evaluate stage's held-out figures as one table: a row per (method, modality)."""
+    rows = []
+    for path in sorted(Path(metrics_dir, "heldout").glob("*.json")):
+        for modality, values in json.loads(path.read_text(encoding="utf-8")).items():
+            rows.append({"method": path.stem, "modality": modality, **values})
+    return pd.DataFrame(rows)

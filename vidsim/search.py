@@ -1,5 +1,6 @@
 """The one entry point for search: load the pipeline's artifacts once, then query by video file,
-by library clip, or by features. Used by the CLI, the app and the tests."""
+by library clip ("more like this"), or by features. Used by the CLI, the app, `evaluate` and the
+tests, so the query path is the batch path."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vidsim import vae
+from vidsim import methods, vae
 from vidsim.clip import ClipFeatures, Encoder, StepCallback, extract_and_featurize
-from vidsim.config import MODALITIES, AudioConfig, ExtractConfig, SearchConfig, from_dict
+from vidsim.config import AudioConfig, ExtractConfig, SearchConfig, from_dict
 from vidsim.features import visual
 from vidsim.index import Index
 from vidsim.integrity import IntegrityError, verify_outputs
-from vidsim.io import read_status
-from vidsim.scores import knn, probability
+from vidsim.io import file_sha256, read_status
+from vidsim.modalities import MODALITIES, SINGLE, check, parse_weights
+from vidsim.scores import ps_softmax2
+from vidsim.spaces import LatentSpace
 
 DEFAULT_INDEX = Path("data/index")
 DEFAULT_MODELS = Path("data/models")
+SCORES = ("calibrated", "softmax2")
 
 
 class NotBuilt(FileNotFoundError):
@@ -34,41 +38,57 @@ class Hit:
     rank: int  # 1-based
     clip: str
     path: str
-    distance: float  # Euclidean, in latent space
-    probability: float  # probability of similarity, 0..1
+    probability: float  # probability of similarity, 0..1 (fused: see methods.fuse)
+    distance: float | None  # in the method's space; None for a late-fused hit
+    scores: dict[str, float]  # modality -> its probability for this hit (late fusion: each share)
 
 
 @dataclasses.dataclass
 class QueryResult:
     modality: str
+    method: str
     hits: list[Hit]
-    latent: np.ndarray  # (L,) where the query sits in the modality's latent space
+    latent: np.ndarray | None  # (L,) the query in the original's latent space, for the plots
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)  # late fusion only
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([dataclasses.asdict(h) for h in self.hits])
 
+    def to_dict(self) -> dict:
+        return {"modality": self.modality, "method": self.method, "weights": self.weights,
+                "hits": [dataclasses.asdict(h) for h in self.hits]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Query:
+    """What a query is: new features, or a library clip (its row in the index)."""
+
+    feats: ClipFeatures | None = None
+    row: int | None = None
+    exclude: frozenset[int] = frozenset()  # index rows never returned
+
 
 class Library:
-    """A built library: index, per-modality VAEs, and the settings its features were made with."""
+    """A built library: index (every method's spaces), the original's VAEs, and the settings its
+    features were made with."""
 
-    def __init__(self, index: Index, models: dict[str, tuple[vae.VAE, vae.Normaliser]],
-                 index_dir: Path = DEFAULT_INDEX):
+    def __init__(self, index: Index, index_dir: Path = DEFAULT_INDEX):
         self.index = index
         self.index_dir = Path(index_dir)
-        self.models = models
         m = index.manifest
         self.audio_cfg = from_dict(AudioConfig, m["audio"])
         self.extract_cfg = from_dict(ExtractConfig, m["extract"])
         self.encoder_info = visual.EncoderInfo(**m["encoder"])
         self.search_cfg = from_dict(SearchConfig, m["search"])
         self.default_k = self.search_cfg.k
-        self.default_score = self.search_cfg.score
+        self.default_method = self.search_cfg.method
+        self.default_weights = parse_weights(self.search_cfg.weights, {})
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
              models_dir: str | os.PathLike = DEFAULT_MODELS,
              verify_root: str | os.PathLike | None = None) -> Library:
-        """Load the index and models.
+        """Load the index and the original's models.
 
         Args:
             verify_root: a DVC project root; when given, both folders must match its dvc.lock
@@ -81,24 +101,30 @@ class Library:
             verify_outputs(verify_root, [index_dir, models_dir])
         try:
             index = Index.load(index_dir)
-        except (ValueError, KeyError, OSError) as exc:  # e.g. a pickled object where arrays belong
-            raise IntegrityError(f"{index_dir} is not a readable index ({exc}): rebuild it with `dvc repro`") from None
-        models = {}
-        for modality in index.latents:
-            path = models_dir / f"{modality}.safetensors"
-            if not path.exists():
-                raise NotBuilt(f"model {path} is missing: run `dvc repro`")
-            try:
-                model, norm, _ = vae.load(path)
-            except Exception as exc:  # safetensors raises its own kinds; nothing is unpickled
-                raise IntegrityError(f"{path} is not a readable model ({type(exc).__name__}): "
-                                     "rebuild it with `dvc repro`") from None
-            models[modality] = (model, norm)
-        return cls(index, models, index_dir)
+        except (ValueError, KeyError, OSError, TypeError) as exc:  # e.g. a pickled object where arrays belong
+            raise IntegrityError(f"{index_dir} is not a readable index ({type(exc).__name__}): "
+                                 "rebuild it with `dvc repro`") from None
+        for space in index.spaces.values():
+            if isinstance(space, LatentSpace):
+                space.model, space.norm = load_model(models_dir, space.modality)
+        return cls(index, index_dir)
+
+    # --- what the library offers ---------------------------------------------------------------
+
+    @property
+    def methods(self) -> list[str]:
+        return [m for m in methods.METHODS if any(k.startswith(m + ".") for k in self.index.spaces)]
+
+    def modalities_of(self, method: str | None = None) -> list[str]:
+        method = methods.check(method or self.default_method)
+        have = {k.split(".", 1)[1] for k in self.index.spaces if k.startswith(method + ".")}
+        if methods.late_fused(method) and set(SINGLE) <= have:
+            have.add(methods.FUSED)
+        return [m for m in MODALITIES if m in have]
 
     @property
     def modalities(self) -> list[str]:
-        return [m for m in MODALITIES if m in self.index.latents]
+        return self.modalities_of()
 
     @cached_property
     def encoder(self) -> Encoder:
@@ -119,49 +145,178 @@ class Library:
             _, feats = extract_and_featurize(path, tmp, self.encoder, self.audio_cfg, cfg, on_step)
         return feats
 
+    # --- queries ---------------------------------------------------------------------------------
+
     def query(self, path: str | os.PathLike, modality: str = "audio_visual", k: int | None = None,
-              score: str | None = None) -> QueryResult:
-        """The k library clips nearest to a video file."""
-        return self.query_features(self.featurize(path), modality, k, score)
+              score: str | None = None, method: str | None = None, weights: str | dict | None = None,
+              exclude_duplicates: bool = False) -> QueryResult:
+        """The k library clips most similar to a video file.
+
+        Args:
+            exclude_duplicates: leave out library clips with the same bytes (sha256) as the file.
+        """
+        check(modality)
+        feats = self.featurize(path)
+        exclude = self.rows_with_sha(file_sha256(path)) if exclude_duplicates else frozenset()
+        return self._search(_Query(feats=feats, exclude=exclude), modality, k, score, method, weights)
 
     def query_features(self, feats: ClipFeatures, modality: str, k: int | None = None,
-                       score: str | None = None) -> QueryResult:
-        self._check(modality)
-        x = feats.vector(modality)
-        if x is None:
-            missing = "audio" if feats.audio is None else "video"
-            raise ValueError(f"the query has no {missing} stream, so it cannot be searched by {modality}")
-        model, norm = self.models[modality]
-        return self._search(modality, vae.encode(model, norm, x)[0], k, score)
+                       score: str | None = None, method: str | None = None,
+                       weights: str | dict | None = None) -> QueryResult:
+        return self._search(_Query(feats=feats), modality, k, score, method, weights)
 
     def query_clip(self, clip: str, modality: str = "audio_visual", k: int | None = None,
-                   score: str | None = None) -> QueryResult:
-        """Use a library clip as the query (it is its own first hit)."""
-        self._check(modality)
-        names = self.index.clip_names(modality)
-        if clip not in names:
-            raise KeyError(f"{clip!r} is not in the {modality} index")
-        return self._search(modality, self.index.latents[modality][names.index(clip)], k, score)
+                   score: str | None = None, method: str | None = None, weights: str | dict | None = None,
+                   exclude_self: bool = False) -> QueryResult:
+        """More like this: a library clip as the query.
 
-    def _check(self, modality: str) -> None:
-        if modality not in self.index.latents:
-            raise ValueError(f"no {modality} index; available: {', '.join(self.modalities)}")
+        Args:
+            exclude_self: leave out the clip itself and its exact duplicates (same sha256);
+                otherwise it is its own first hit.
+        """
+        row = self.row_of(clip)
+        exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
+        return self._search(_Query(row=row, exclude=exclude), modality, k, score, method, weights)
 
-    def _search(self, modality: str, z: np.ndarray, k: int | None, score: str | None) -> QueryResult:
-        latents = self.index.latents[modality]
-        idx, dist = knn(latents, z, k or self.default_k)
-        probs = probability(dist, score or self.default_score, self.index.scales[modality])
-        clips = self.index.clips.iloc[self.index.rows[modality][idx]]
-        hits = [Hit(rank=r + 1, clip=c, path=p, distance=float(d), probability=float(pr))
-                for r, (c, p, d, pr) in enumerate(zip(clips["clip"], clips["path"], dist, probs))]
-        return QueryResult(modality, hits, z)
+    def search_all(self, feats: ClipFeatures | None = None, clip: str | None = None, k: int | None = None,
+                   score: str | None = None, method: str | None = None, weights: str | dict | None = None,
+                   exclude_self: bool = False) -> dict[str, QueryResult | str]:
+        """Results for every modality of the method (the app's three columns); a modality the query
+        lacks gets a message instead."""
+        method = methods.check(method or self.default_method)
+        if clip is not None:
+            row = self.row_of(clip)
+            exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
+            q = _Query(row=row, exclude=exclude)
+        else:
+            q = _Query(feats=feats)
+        out: dict[str, QueryResult | str] = {}
+        for m in self.modalities_of(method):
+            try:
+                out[m] = self._search(q, m, k, score, method, weights)
+            except ValueError as exc:
+                out[m] = str(exc)
+        return out
+
+    def rank_all(self, feats: ClipFeatures, modality: str, method: str | None = None,
+                 weights: str | dict | None = None, score: str | None = None) -> QueryResult:
+        """Every library clip ranked (for evaluation)."""
+        return self._search(_Query(feats=feats), modality, len(self.index.clips), score, method, weights)
+
+    def rank_clip(self, clip: str, modality: str, method: str | None = None,
+                  weights: str | dict | None = None) -> QueryResult:
+        """Every other library clip ranked against a library clip (leave-one-out evaluation)."""
+        row = self.row_of(clip)
+        return self._search(_Query(row=row, exclude=frozenset({row})), modality,
+                            len(self.index.clips), None, method, weights)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def row_of(self, clip: str) -> int:
+        match = np.flatnonzero(self.index.clips["clip"].to_numpy() == clip)
+        if not len(match):
+            raise KeyError(f"{clip!r} is not in the library")
+        return int(match[0])
+
+    def rows_with_sha(self, sha: str) -> frozenset[int]:
+        return frozenset(np.flatnonzero(self.index.clips["sha256"].to_numpy() == sha).tolist())
+
+    def _represent(self, q: _Query, space) -> np.ndarray | None:
+        if q.feats is not None:
+            return space.query(q.feats)
+        pos = np.flatnonzero(space.rows == q.row)
+        return space.member(int(pos[0])) if len(pos) else None
+
+    def _missing(self, q: _Query, modality: str) -> ValueError:
+        if q.feats is not None:
+            lacks = "audio" if q.feats.audio is None else "video"
+            return ValueError(f"the query has no {lacks} stream, so it cannot be searched by {modality}")
+        clip = self.index.clips["clip"].iloc[q.row]
+        return ValueError(f"{clip} has no {modality.replace('_', '-')} features")
+
+    def _distances(self, q: _Query, method: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        """(index rows (M,), distances (M,)) in one space; ValueError when the query lacks it."""
+        space = self.index.space(method, modality)
+        rep = self._represent(q, space)
+        if rep is None:
+            raise self._missing(q, modality)
+        return space.rows, space.distances(rep)
+
+    def _search(self, q: _Query, modality: str, k: int | None, score: str | None, method: str | None,
+                weights: str | dict | None) -> QueryResult:
+        method = methods.check(method or self.default_method)
+        check(modality)
+        if modality not in self.modalities_of(method):
+            raise ValueError(f"no {modality} index for method {method}; "
+                             f"available: {', '.join(self.modalities_of(method))}")
+        k = self.default_k if k is None else k
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        score = score or methods.DEFAULT_SCORE[method]
+        if score not in SCORES:
+            raise ValueError(f"unknown score {score!r}; use one of {', '.join(SCORES)}")
+        latent = self._latent(q, modality)
+        if modality == methods.FUSED and methods.late_fused(method):
+            return self._fused(q, method, k, weights, latent)
+        rows, dist = self._distances(q, method, modality)
+        keep = np.array([r not in q.exclude for r in rows], bool)
+        rows, dist = rows[keep], dist[keep]
+        order = np.argsort(dist, kind="stable")[:k]
+        rows, dist = rows[order], dist[order]
+        if score == "softmax2":
+            probs = ps_softmax2(dist)
+        else:
+            probs = self.index.calibrations[f"{method}.{modality}"](dist)
+        return QueryResult(modality, method, self._hits(rows, probs, dist, [{modality: float(p)} for p in probs]),
+                           latent)
+
+    def _fused(self, q: _Query, method: str, k: int, weights: str | dict | None,
+               latent: np.ndarray | None) -> QueryResult:
+        w = parse_weights(weights, self.default_weights)
+        n = len(self.index.clips)
+        probs: dict[str, np.ndarray] = {}
+        for m in SINGLE:
+            if w.get(m, 0) <= 0:
+                continue
+            try:
+                rows, dist = self._distances(q, method, m)
+            except ValueError:
+                continue  # the query lacks this modality: fuse the others
+            cal = self.index.calibrations[f"{method}.{m}"]
+            p = np.full(n, cal.prior)
+            p[rows] = cal(dist)
+            probs[m] = p
+        if not probs:
+            raise self._missing(q, methods.FUSED)
+        fused = methods.fuse(probs, w)
+        fused[list(q.exclude)] = -1.0
+        order = np.argsort(-fused, kind="stable")[:min(k, n - len(q.exclude))]
+        scores = [{m: float(p[i]) for m, p in probs.items()} for i in order]
+        used = {m: round(v, 4) for m, v in w.items() if m in probs}
+        total = sum(used.values())
+        return QueryResult(methods.FUSED, method,
+                           self._hits(order, fused[order], None, scores), latent,
+                           {m: v / total for m, v in used.items()})
+
+    def _hits(self, rows: np.ndarray, probs: np.ndarray, dist: np.ndarray | None,
+              scores: list[dict[str, float]]) -> list[Hit]:
+        clips = self.index.clips.iloc[rows]
+        return [Hit(rank=r + 1, clip=c, path=p, probability=float(pr),
+                    distance=None if dist is None else float(dist[r]), scores=s)
+                for r, (c, p, pr, s) in enumerate(zip(clips["clip"], clips["path"], probs, scores))]
+
+    def _latent(self, q: _Query, modality: str) -> np.ndarray | None:
+        """The query in the original's latent space of the modality (for the plots), if it has one."""
+        key = f"original.{modality}"
+        if key not in self.index.spaces:
+            return None
+        return self._represent(q, self.index.spaces[key])
+
+    # --- library browsing --------------------------------------------------------------------------
 
     def clip_info(self, clip: str) -> pd.Series:
         """The index row of a library clip (path, sha256, labels, ...)."""
-        match = self.index.clips[self.index.clips["clip"] == clip]
-        if match.empty:
-            raise KeyError(f"{clip!r} is not in the library")
-        return match.iloc[0]
+        return self.index.clips.iloc[self.row_of(clip)]
 
     def thumbnail(self, clip: str) -> Path | None:
         """A JPEG frame of a library clip, when it has video."""
@@ -169,10 +324,10 @@ class Library:
         return path if path.exists() else None
 
     def points(self, modality: str) -> pd.DataFrame:
-        """The library in a modality's latent space: clip, labels, and z0..z{L-1}."""
-        self._check(modality)
-        clips = self.index.clips.iloc[self.index.rows[modality]].reset_index(drop=True)
-        z = self.index.latents[modality]
+        """The library in the original's latent space of a modality: clip, labels, and z0..z{L-1}."""
+        space = self.index.space("original", modality)
+        clips = self.index.clips.iloc[space.rows].reset_index(drop=True)
+        z = space.latents
         coords = pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])
         return pd.concat([clips[["clip", "path", "audio_label", "visual_label"]], coords], axis=1)
 
@@ -180,3 +335,16 @@ class Library:
         """The per-file status table of the last run (file, ok/error, reason)."""
         path = self.index_dir / "status.csv"
         return read_status(path) if path.exists() else pd.DataFrame()
+
+
+def load_model(models_dir: Path, modality: str) -> tuple[vae.VAE, vae.Normaliser]:
+    """The original's VAE of a modality, refusing anything that is not a readable checkpoint."""
+    path = models_dir / f"{modality}.safetensors"
+    if not path.exists():
+        raise NotBuilt(f"model {path} is missing: run `dvc repro`")
+    try:
+        model, norm, _ = vae.load(path)
+    except Exception as exc:  # safetensors raises its own kinds; nothing is unpickled
+        raise IntegrityError(f"{path} is not a readable model ({type(exc).__name__}): "
+                             "rebuild it with `dvc repro`") from None
+    return model, norm

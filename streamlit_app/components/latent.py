@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from vidsim.modalities import RELEVANCE
 from vidsim.projection import project_2d
-
-LABEL_OF = {"audio": ["audio_label"], "visual": ["visual_label"],
-            "audio_visual": ["audio_label", "visual_label"]}
 
 
 def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None = None,
@@ -22,8 +20,8 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
     z = points[[c for c in points.columns if c.startswith("z")]].to_numpy()
     extra = [query[None, :]] if query is not None else []
     (xy, *q), caption = project_2d(z, *extra)
-    labels = points[LABEL_OF[modality]].astype(str).agg(" · ".join, axis=1)
-    has_labels = bool((points[LABEL_OF[modality]] != "").all(axis=None))
+    labels = points[list(RELEVANCE[modality])].astype(str).agg(" · ".join, axis=1)
+    has_labels = bool((points[list(RELEVANCE[modality])] != "").all(axis=None))
     fig = go.Figure()
     groups = sorted(labels.unique()) if has_labels else [None]
     for group in groups:

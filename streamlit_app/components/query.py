@@ -9,7 +9,7 @@ from common import plain, query_slots
 
 from vidsim.clip import ClipFeatures
 from vidsim.media import MediaError
-from vidsim.search import Library, QueryResult
+from vidsim.search import Library
 from vidsim.uploads import private_copy
 
 STEPS = ["probe", "audio", "frames", "features", "search"]
@@ -50,14 +50,3 @@ def featurize_with_progress(lib: Library, path: Path, display_name: str) -> Clip
         return feats
     finally:
         slots.release()
-
-
-def search_all(lib: Library, feats: ClipFeatures, k: int, score: str) -> dict[str, QueryResult | str]:
-    """Results per modality; a modality the query lacks gets a message instead."""
-    out: dict[str, QueryResult | str] = {}
-    for m in lib.modalities:
-        try:
-            out[m] = lib.query_features(feats, m, k, score)
-        except ValueError as exc:
-            out[m] = str(exc)
-    return out

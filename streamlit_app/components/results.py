@@ -1,15 +1,29 @@
-"""One result column: the top-k hits of a modality with probability, distance, thumbnail, player."""
+"""One result column: the top-k hits of a modality with probability, thumbnail, player, more like this."""
 
 from __future__ import annotations
 
 import streamlit as st
-from common import MODALITY_TITLES, plain
+from common import plain
 
+from vidsim.modalities import TITLES
 from vidsim.search import Library, QueryResult
+
+SCORE_HELP = {
+    "vidsim": "Probability of similarity: the chance that a hit shares the query's label, fitted on "
+              "the library's own labels (70 % means about 7 hits in 10 at that score do). "
+              "Audio-visual multiplies the two (both must match). Distances of different columns "
+              "live in different spaces and are not comparable; the probabilities are.",
+    "original": "Probability of similarity (the original's): softmax(1 - softmax(d)) over the k hits; "
+                "it sums to 1 over the hits, so it ranks them but says little about how close they are.",
+    "raw": "Probability of similarity: the chance that a hit shares the query's label, fitted on the "
+           "library's own labels. Distances are Euclidean over standardised features.",
+}
 
 
 def results_column(lib: Library, result: QueryResult, shared: set[str], key: str) -> None:
-    st.subheader(MODALITY_TITLES[result.modality])
+    st.subheader(TITLES[result.modality])
+    if result.weights:
+        st.caption("late fusion · " + " · ".join(f"{m} {w:.0%}" for m, w in result.weights.items()))
     for hit in result.hits:
         with st.container(border=True):
             thumb, text = st.columns([1, 2])
@@ -18,15 +32,20 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
                 thumb.image(str(path), width="stretch")
             star = " ★" if hit.clip in shared else ""
             text.markdown(f"**{hit.rank}. {plain(hit.clip)}**{star}")
+            detail = (f"distance {hit.distance:.3f}" if hit.distance is not None
+                      else " · ".join(f"{m} {100 * p:.0f}%" for m, p in hit.scores.items()))
             text.progress(min(max(hit.probability, 0.0), 1.0),
-                          text=f"probability {100 * hit.probability:.1f}% · distance {hit.distance:.3f}")
+                          text=f"probability {100 * hit.probability:.1f}% · {detail}")
+            if text.button("more like this", key=f"{key}-more-{hit.rank}"):
+                st.session_state["query"] = {"name": hit.clip, "video": hit.path, "clip": hit.clip}
+                st.rerun()
             if text.toggle("▶ play", key=f"{key}-play-{hit.rank}"):
                 st.video(hit.path)
 
 
 def disagreement(a: QueryResult, b: QueryResult) -> str:
     """One line on where two modalities' hit lists differ."""
-    ta, tb = MODALITY_TITLES[a.modality], MODALITY_TITLES[b.modality].lower()
+    ta, tb = TITLES[a.modality], TITLES[b.modality].lower()
     ca, cb = [h.clip for h in a.hits], [h.clip for h in b.hits]
     both = [c for c in ca if c in cb]
     if len(both) == len(ca) == len(cb):
@@ -36,5 +55,5 @@ def disagreement(a: QueryResult, b: QueryResult) -> str:
         only = [plain(c) for c in mine if c not in other]
         if only:
             more = f" and {len(only) - 2} more" if len(only) > 2 else ""
-            line += f" Only {title}: {', '.join(only[:2])}{more}."
+            line += f" Only in {title}: {', '.join(only[:2])}{more}."
     return line

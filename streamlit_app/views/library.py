@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from common import METRICS_DIR, MODALITY_TITLES, library_or_stop, plain
+from common import METRICS_DIR, library_or_stop, plain
+
+from vidsim.evaluation import metrics_table
+from vidsim.modalities import TITLES
 
 lib = library_or_stop()
 enc = lib.encoder_info
@@ -23,7 +24,8 @@ cols[3].metric("missing video", int((~ok["has_video"]).sum()) if len(ok) else 0)
 
 st.markdown(f"**Visual encoder:** {enc.model} · weights: {plain(enc.weights)} · {enc.dim}-d · "
             f"text queries: {'yes' if enc.has_text else 'no (image-only weights)'}")
-st.markdown(f"**Probability of similarity:** `{lib.default_score}` · default k = {lib.default_k}")
+st.markdown(f"**Search method:** `{lib.default_method}` · default k = {lib.default_k} · late-fusion weights: "
+            + ", ".join(f"{m} {w:.2f}" for m, w in lib.default_weights.items()))
 
 st.subheader("Clips")
 if len(status):
@@ -35,16 +37,17 @@ if len(status):
                  hide_index=True, width="stretch")
 
 st.subheader("Evaluation (last `dvc repro`)")
-eval_path = METRICS_DIR / "eval.json"
-metrics = json.loads(eval_path.read_text()) if eval_path.exists() else {}
-if metrics:
-    frame = pd.DataFrame(metrics).T.rename(index=MODALITY_TITLES)
-    st.dataframe(frame[[c for c in ("recall@1", "recall@5", "mAP", "brier_kernel", "brier_softmax2")
-                        if c in frame]], width="stretch")
-    st.caption("Leave-one-out over the library: a hit is relevant when it shares the audio label "
-               "(audio), the visual label (visual) or both (audio-visual). Brier: lower is better.")
+table = metrics_table(METRICS_DIR)
+if len(table):
+    table["modality"] = table["modality"].map(TITLES)
+    st.dataframe(table[[c for c in ("method", "modality", "recall@1", "recall@5", "mAP", "brier", "queries")
+                        if c in table]], hide_index=True, width="stretch")
+    st.caption("Held-out query clips (other excerpts, other photos) against the library: a hit is "
+               "relevant when it shares the audio label (audio), the visual label (visual) or both "
+               "(audio-visual). `vidsim` is the default method, `original` the study's configuration, "
+               "`raw` plain k-NN on the features. Brier: lower is better.")
 else:
-    st.info("No evaluation metrics: the library has no labels.csv, or `dvc repro` has not run.")
+    st.info("No evaluation metrics: no labelled query folder (`library.queries`), or `dvc repro` has not run.")
 
 st.subheader("Training loss")
 loss_path = METRICS_DIR / "train_loss.csv"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import MODALITY_TITLES, library_or_stop, plain
+from common import library_or_stop, plain
 from components.latent import latent_figure
-from components.query import QueryFailed, featurize_upload, search_all
-from components.results import disagreement, results_column
+from components.query import QueryFailed, featurize_upload
+from components.results import SCORE_HELP, disagreement, results_column
 
-from vidsim.scores import SCORES
+from vidsim.methods import DESCRIPTIONS
+from vidsim.modalities import TITLES
 
 VIDEO_TYPES = ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg"]
 
@@ -23,10 +24,16 @@ st.caption(f"{len(lib.index.clips)} clips indexed · visual encoder **{enc.model
 with st.sidebar:
     n_clips = len(lib.index.clips)
     k = st.slider("Hits per modality (k)", 1, min(20, n_clips), min(lib.default_k, n_clips), key="k")
-    score = st.selectbox("Probability of similarity", SCORES, index=SCORES.index(lib.default_score),
-                         format_func=lambda s: {"kernel": "kernel (calibrated, default)",
-                                                "softmax2": "softmax(1 - softmax(d)) (original)"}[s],
-                         key="score")
+    method = st.selectbox("Search method", lib.methods, index=lib.methods.index(lib.default_method),
+                          format_func=lambda m: f"{m}: {DESCRIPTIONS[m]}", key="method")
+    weights = None
+    if method == "vidsim":
+        audio_w = st.slider("Audio-visual: weight of the sound", 0.0, 1.0,
+                            float(lib.default_weights.get("audio", 0.5)), 0.05, key="audio_weight",
+                            help="Late fusion: 0 ranks by the picture only, 1 by the sound only.")
+        weights = {"audio": audio_w, "visual": 1.0 - audio_w}
+    exclude_self = st.toggle("Leave out the query itself and exact duplicates", key="exclude_self")
+    st.caption(SCORE_HELP[method])
 
 source = st.radio("Query", ["Upload a clip", "Pick a library clip"], horizontal=True,
                   label_visibility="collapsed", key="source")
@@ -41,67 +48,53 @@ if source == "Upload a clip":
             st.session_state.pop("query", None)
             st.error(str(exc))
         else:
-            st.session_state["query"] = {"name": upload.name, "video": upload.getvalue(),
-                                         "results": search_all(lib, feats, k, score), "feats": feats}
+            st.session_state["query"] = {"name": upload.name, "video": upload.getvalue(), "feats": feats}
         st.session_state["query_id"] = upload.file_id
 else:
-    clip = st.selectbox("Library clip", lib.index.clips["clip"].tolist(), index=None,
+    clips = lib.index.clips["clip"].tolist()
+    clip = st.selectbox("Library clip", clips, index=None,
                         placeholder="Choose a clip of the library", key="library_clip")
-    if clip and st.session_state.get("query_id") != f"library:{clip}":
-        results = {}
-        for m in lib.modalities:
-            try:
-                results[m] = lib.query_clip(clip, m, k, score)
-            except KeyError:
-                results[m] = f"{clip} has no {m.replace('_', '-')} features"
-        st.session_state["query"] = {"name": clip, "video": lib.clip_info(clip)["path"],
-                                     "results": results, "clip": clip}
-        st.session_state["query_id"] = f"library:{clip}"
+    if clip and st.session_state.get("picked") != clip:  # a new pick (not a rerun, not "more like this")
+        st.session_state["query"] = {"name": clip, "video": lib.clip_info(clip)["path"], "clip": clip}
+    st.session_state["picked"] = clip
 
 query = st.session_state.get("query")
+results: dict = {}
 if query:
-    # k or the score changed since the search: redo the cheap part (no decoding).
-    first = next((r for r in query["results"].values() if not isinstance(r, str)), None)
-    if first is not None and (len(first.hits) != min(k, len(lib.index.clips))
-                              or query.get("score") != score):
-        if "feats" in query:
-            query["results"] = search_all(lib, query["feats"], k, score)
-        else:
-            query["results"] = {m: (lib.query_clip(query["clip"], m, k, score)
-                                    if not isinstance(r, str) else r)
-                                for m, r in query["results"].items()}
-    query["score"] = score
-
+    # searching is cheap (no decoding): redo it on every rerun with the sidebar's settings
+    results = lib.search_all(feats=query.get("feats"), clip=query.get("clip"), k=k, method=method,
+                             weights=weights, exclude_self=exclude_self)
     st.markdown(f"#### Query: {plain(query['name'])}")
     left, _ = st.columns([2, 3])
     left.video(query["video"])
-    results = query["results"]
     shown = [m for m in ("audio", "audio_visual", "visual") if m in results]
     good = {m: r for m, r in results.items() if not isinstance(r, str)}
-    shared = set()
+    shared: set[str] = set()
     if "audio" in good and "audio_visual" in good:
         shared = {h.clip for h in good["audio"].hits} & {h.clip for h in good["audio_visual"].hits}
         st.info(disagreement(good["audio"], good["audio_visual"]))
     for m, col in zip(shown, st.columns(len(shown))):
         with col:
             if m in good:
-                results_column(lib, good[m], shared, key=m)
+                results_column(lib, good[m], shared if m != "visual" else set(), key=m)
             else:
-                st.subheader(MODALITY_TITLES[m])
+                st.subheader(TITLES[m])
                 st.warning(plain(results[m]))
 
 st.divider()
 st.markdown("### Latent space")
-tabs = st.tabs([MODALITY_TITLES[m] for m in lib.modalities])
-for m, tab in zip(lib.modalities, tabs):
+plotted = [m for m in lib.modalities_of("original")]
+tabs = st.tabs([TITLES[m] for m in plotted])
+for m, tab in zip(plotted, tabs):
     with tab:
-        r = query["results"].get(m) if query else None
-        has_query = r is not None and not isinstance(r, str)
+        r = results.get(m)
+        has_query = r is not None and not isinstance(r, str) and r.latent is not None
         fig, caption = latent_figure(
             lib.points(m), m, query=r.latent if has_query else None,
             neighbours=[h.clip for h in r.hits] if has_query else None,
             query_name=query["name"] if query else "query")
-        st.caption(caption + " · click a point to see that clip")
+        st.caption(caption + " · the original's VAE latent (the hits come from the chosen method) "
+                   "· click a point to see that clip")
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"latent-{m}",
                                 width="stretch")
         picked = [p.get("customdata") for p in event.selection.get("points", [])] if event else []

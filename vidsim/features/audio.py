@@ -53,6 +53,18 @@ def audio_features(signal: np.ndarray, rate: int, cfg: AudioConfig) -> tuple[np.
     Returns:
         (138,) float32 vector and its 138 names (68 short-term features x {mean, std} + 2 beat).
     """
+    vec, _, names = audio_analysis(signal, rate, cfg)
+    return vec, names
+
+
+def audio_analysis(signal: np.ndarray, rate: int, cfg: AudioConfig
+                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The clip statistics and the per-window (per-second by default) features they average.
+
+    Returns:
+        (138,) float32 clip vector, (T, 136) float32 mid-term features (one row per mid-term
+        window), and the 138 names.
+    """
     if signal.ndim != 1:
         raise ValueError(f"expected mono samples, got shape {signal.shape}")
     seconds = len(signal) / rate
@@ -67,11 +79,12 @@ def audio_features(signal: np.ndarray, rate: int, cfg: AudioConfig) -> tuple[np.
         round(cfg.short_window * rate), round(cfg.short_step * rate),
     )
     # mid: (136, n_mid), short: (68, n_short)
-    stats = np.nan_to_num(mid.mean(axis=1))
+    windows = np.nan_to_num(mid.T, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    stats = windows.mean(axis=0)
     bpm, ratio = MidTermFeatures.beat_extraction(short, cfg.short_step)
     vec = np.concatenate([stats, [bpm, ratio]]).astype(np.float32)
     vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
-    return vec, list(names) + list(BEAT_NAMES)
+    return vec, windows, list(names) + list(BEAT_NAMES)
 
 
 def feature_names(cfg: AudioConfig | None = None) -> list[str]:

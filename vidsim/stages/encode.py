@@ -1,4 +1,5 @@
-"""Stage `encode`: latent means of every clip per modality, into the index the app and CLI load."""
+"""Stage `encode`: every method's search space over the library, with fitted probabilities,
+into the index the app, the CLI and `evaluate` load."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import logging
 import shutil
 from pathlib import Path
 
-from vidsim import vae
-from vidsim.config import MODALITIES, SearchConfig, from_dict, load_params
-from vidsim.dataset import load_features, modality_matrix
+from vidsim import methods, vae
+from vidsim.config import SearchConfig, from_dict, load_params
+from vidsim.dataset import load_features
 from vidsim.index import Index
 from vidsim.io import read_json
-from vidsim.scores import neighbour_scale
+from vidsim.modalities import MODALITIES
 from vidsim.stages import setup_logging
 
 log = logging.getLogger(__name__)
+KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 
 
 def main() -> None:
@@ -28,23 +30,17 @@ def main() -> None:
     parser.add_argument("--thumbs", type=Path, required=True, help="the extract stage's thumbnails")
     args = parser.parse_args()
     search = from_dict(SearchConfig, load_params().get("search"))
-    clips, arrays = load_features(args.features)
-    rows, latents, scales = {}, {}, {}
-    for modality in MODALITIES:
-        path = args.models / f"{modality}.safetensors"
-        if not path.exists():
-            continue
-        model, norm, _ = vae.load(path)
-        rows[modality], x = modality_matrix(arrays, modality)
-        latents[modality] = vae.encode(model, norm, x)
-        scales[modality] = neighbour_scale(latents[modality], search.k)
-        log.info("%s: %d clips in a %d-d latent space", modality, *latents[modality].shape)
-    manifest = {**read_json(args.features / "features.json"),
-                "search": dataclasses.asdict(search)}
-    keep = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
-    Index(clips[keep], rows, latents, scales, manifest).save(args.out)
+    methods.check(search.method)
+    features = load_features(args.features)
+    models = {m: vae.load(args.models / f"{m}.safetensors")[:2] for m in MODALITIES
+              if (args.models / f"{m}.safetensors").exists()}
+    spaces = methods.build_spaces(features, models)
+    calibrations = methods.calibrate(spaces, features.clips, search.k)
+    manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search)}
+    Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)
+    log.info("index: %d clips, spaces %s", len(features.clips), ", ".join(spaces))
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")
-    copy_thumbnails(args.thumbs, args.out / "thumbs", set(clips["sha256"]))
+    copy_thumbnails(args.thumbs, args.out / "thumbs", set(features.clips["sha256"]))
 
 
 def copy_thumbnails(src: Path, dst: Path, shas: set[str]) -> None:

@@ -1,4 +1,6 @@
-"""Stage `evaluate`: leave-one-out Recall@1/5, mAP and score calibration per modality."""
+"""Stage `evaluate`: held-out queries against the library for every method (vidsim, the original's
+configuration, the raw-feature baseline), leave-one-out as a secondary figure, and the late-fusion
+weight sweep."""
 
 from __future__ import annotations
 
@@ -6,47 +8,39 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from vidsim.evaluation import RELEVANCE, brier_score, relevance_matrix, retrieval_metrics
-from vidsim.index import Index
-from vidsim.io import write_json
-from vidsim.scores import SCORES
+from vidsim.dataset import load_features
+from vidsim.evaluation import held_out, leave_one_out, weight_sweep
+from vidsim.io import atomic_path, write_json
+from vidsim.search import Library
 from vidsim.stages import setup_logging
 
 log = logging.getLogger(__name__)
-
-
-def evaluate(index: Index) -> dict[str, dict[str, float]]:
-    """Metrics per modality, on the clips that have labels (from the library's labels.csv)."""
-    k = int(index.manifest["search"]["k"])
-    out = {}
-    for modality, latents in index.latents.items():
-        keys = list(RELEVANCE[modality])
-        labels = index.clips.iloc[index.rows[modality]][keys].fillna("").astype(str)
-        known = np.flatnonzero((labels != "").all(axis=1).to_numpy())
-        if len(known) < 2:
-            continue
-        rel = relevance_matrix([tuple(r) for r in labels.iloc[known].itertuples(index=False)])
-        z = latents[known]
-        metrics = retrieval_metrics(z, rel)
-        for score in SCORES:
-            metrics[f"brier_{score}"] = brier_score(z, rel, k, score, index.scales[modality])
-        out[modality] = {m: round(v, 4) for m, v in metrics.items()}
-        log.info("%s: %s", modality, out[modality])
-    return out
 
 
 def main() -> None:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("index", type=Path)
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("models", type=Path)
+    parser.add_argument("queries", type=Path, help="the featurized held-out query folder")
+    parser.add_argument("--metrics", type=Path, required=True, help="folder for <method>.json files")
+    parser.add_argument("--loo", type=Path, required=True, help="leave-one-out metrics (JSON)")
+    parser.add_argument("--weights", type=Path, required=True, help="fusion weight sweep (CSV)")
     args = parser.parse_args()
-    metrics = evaluate(Index.load(args.index))
-    if not metrics:
-        log.warning("the library has no labels.csv (file, audio_label, visual_label): nothing to evaluate")
-    write_json(args.metrics, metrics)
+    lib = Library.load(args.index, args.models)
+    queries = load_features(args.queries)
+    loo = {}
+    for method in lib.methods:
+        metrics = held_out(lib, queries, method)
+        if not metrics:
+            log.warning("no labelled held-out query: %s has no held-out metrics", method)
+        log.info("held-out %s: %s", method, metrics)
+        write_json(args.metrics / f"{method}.json", metrics)
+        loo[method] = leave_one_out(lib, method)
+    write_json(args.loo, loo)
+    sweep = weight_sweep(lib, queries)
+    with atomic_path(args.weights) as tmp:
+        sweep.to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `train`: one VAE per modality on the library's features; loss curves and final losses."""
+"""Stage `train`: the original's VAE per modality on the library's clip features; loss curves."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from vidsim import vae
-from vidsim.config import MODALITIES, VAEConfig, from_dict, load_params
-from vidsim.dataset import load_features, modality_matrix
+from vidsim.config import VAEConfig, from_dict, load_params
+from vidsim.dataset import load_features
 from vidsim.io import atomic_path, write_json
+from vidsim.modalities import MODALITIES
 from vidsim.stages import setup_logging
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ def main() -> None:
     params = load_params()
     cfg = from_dict(VAEConfig, params["train"])
     seed = int(params["base"]["seed"])
-    _, arrays = load_features(args.features)
+    features = load_features(args.features)
     curves, finals = {}, {}
     for modality in MODALITIES:
-        rows, x = modality_matrix(arrays, modality)
+        rows, x = features.matrix(modality)
         if len(rows) < 2:
             log.warning("%s: %d clips with this modality, no model trained", modality, len(rows))
             continue

@@ -1,0 +1,200 @@
+"""Search methods on small synthetic libraries: modality inputs, spaces, calibration, late fusion,
+the Library API (fused ranking, weights, more like this, exclusions) and the metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidsim import methods, vae
+from vidsim.calibration import Calibration, fit
+from vidsim.config import VAEConfig
+from vidsim.dataset import Features, load_features
+from vidsim.evaluation import held_out, summarise
+from vidsim.index import Index
+from vidsim.modalities import ClipFeatures, clip_input, parse_weights
+from vidsim.search import Library
+from vidsim.spaces import SegmentSpace
+
+D = 8  # a tiny "embedding" width
+
+
+def _clip(rng, track: int, theme: int, seconds: int = 4) -> ClipFeatures:
+    """Audio windows around a per-track centre, frames around a per-theme centre."""
+    a_centre = np.random.default_rng(100 + track).normal(0, 1, 136)
+    v_centre = np.random.default_rng(200 + theme).normal(0, 1, D)
+    audio_seconds = (a_centre + rng.normal(0, 0.3, (seconds, 136))).astype(np.float32)
+    frames = (v_centre + rng.normal(0, 0.3, (seconds, D))).astype(np.float32)
+    frames /= np.linalg.norm(frames, axis=1, keepdims=True)
+    audio = np.concatenate([audio_seconds.mean(0), [120.0, 0.5]]).astype(np.float32)
+    return ClipFeatures(audio=audio, frames=frames, audio_seconds=audio_seconds)
+
+
+def _features(rng, pairs: list[tuple[int, int]], prefix: str = "") -> Features:
+    from vidsim.dataset import stack
+
+    feats = {f"{i:064d}": _clip(rng, t, v) for i, (t, v) in enumerate(pairs)}
+    status = pd.DataFrame({
+        "clip": [f"{prefix}t{t}-v{v}-{i}.mp4" for i, (t, v) in enumerate(pairs)],
+        "path": [f"/lib/{prefix}{i}.mp4" for i in range(len(pairs))], "status": "ok", "reason": "",
+        "sha256": list(feats), "duration": 4.0, "has_audio": True, "has_video": True,
+        "audio_label": [f"t{t}" for t, _ in pairs], "visual_label": [f"v{v}" for _, v in pairs]})
+    return stack(status, feats, D)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Library, Features]:
+    rng = np.random.default_rng(0)
+    lib_pairs = [(t, v) for t in range(3) for v in range(2) for _ in range(3)]  # 18 clips
+    feats = _features(rng, lib_pairs)
+    models = {}
+    for m in ("audio", "visual", "audio_visual"):
+        _, x = feats.matrix(m)
+        model, norm, _ = vae.train_vae(x, VAEConfig(epochs=20), 0, progress=False)
+        models[m] = (model, norm)
+    spaces = methods.build_spaces(feats, models)
+    cals = methods.calibrate(spaces, feats.clips, 5)
+    manifest = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
+                "encoder": {"model": "tiny", "pretrained": "random", "weights": "random", "dim": D,
+                            "image_size": 32, "has_text": False}}
+    out = tmp_path_factory.mktemp("index")
+    keep = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
+    Index(feats.clips[keep], spaces, cals, manifest).save(out)
+    models_dir = tmp_path_factory.mktemp("models")
+    for m, (model, norm) in models.items():
+        vae.save(models_dir / f"{m}.safetensors", model, norm, {})
+    queries = _features(np.random.default_rng(1), [(t, v) for t in range(3) for v in range(2)], "q-")
+    return Library.load(out, models_dir), queries
+
+
+def test_query_and_batch_paths_build_the_same_inputs():
+    feats = _features(np.random.default_rng(2), [(0, 0), (1, 1), (2, 0)])
+    for m in ("audio", "visual", "audio_visual"):
+        rows, x = feats.matrix(m)
+        one = np.stack([feats.clip(i).vector(m) for i in rows])
+        np.testing.assert_array_equal(one, x)
+    assert clip_input(np.ones(138), np.zeros(D), "audio_visual").shape == (138 + D,)
+    np.testing.assert_array_equal(feats.clip(1).segments("visual"),
+                                  feats.seconds["visual"][feats.offsets["visual"][1]:feats.offsets["visual"][2]])
+
+
+def test_features_round_trip(tmp_path):
+    feats = _features(np.random.default_rng(3), [(0, 0), (1, 1)])
+    feats.save(tmp_path)
+    feats.clips.to_csv(tmp_path / "status.csv", index=False)
+    back = load_features(tmp_path)
+    np.testing.assert_array_equal(back.seconds["audio"], feats.seconds["audio"])
+    np.testing.assert_array_equal(back.offsets["visual"], feats.offsets["visual"])
+
+
+def test_weights_parse_and_refuse():
+    assert parse_weights("audio=3,visual=1", {}) == {"audio": 0.75, "visual": 0.25}
+    assert parse_weights(None, {"audio": 1, "visual": 1}) == {"audio": 0.5, "visual": 0.5}
+    assert parse_weights("audio=1,visual=0", {}) == {"audio": 1.0}
+    for bad, msg in (("smell=1", "unknown weight smell"), ("audio=x", "not a number"),
+                     ("audio", "modality=number"), ("audio=0,visual=0", "above zero"), ("audio=-1", "negative")):
+        with pytest.raises(ValueError, match=msg):
+            parse_weights(bad, {})
+
+
+def test_segment_space_finds_the_clip_a_query_excerpt_comes_from():
+    rng = np.random.default_rng(4)
+    clips = [rng.normal(size=(n, 16)).astype(np.float32) for n in (5, 3, 7)]
+    offsets = np.cumsum([0] + [len(c) for c in clips])
+    space = SegmentSpace.build("visual", np.arange(3), offsets, np.concatenate(clips), standardise=False)
+    excerpt = ClipFeatures(audio=None, frames=clips[2][2:5])  # three seconds from inside clip 2
+    d = space.distances(space.query(excerpt))
+    assert d.shape == (3,) and np.argmin(d) == 2 and d[2] == pytest.approx(0.0, abs=1e-5)
+    assert np.all(d[:2] > 0.3)
+
+
+def test_fusion_is_the_product_at_equal_weights_and_follows_the_weights():
+    pa, pv = np.array([0.9, 0.5, 0.1]), np.array([0.2, 0.5, 0.95])
+    np.testing.assert_allclose(methods.fuse({"audio": pa, "visual": pv}, {"audio": 0.5, "visual": 0.5}), pa * pv)
+    only_audio = methods.fuse({"audio": pa, "visual": pv}, {"audio": 1.0, "visual": 0.0})
+    np.testing.assert_allclose(only_audio, pa)
+    leaning = methods.fuse({"audio": pa, "visual": pv}, {"audio": 0.9, "visual": 0.1})
+    assert np.argmax(leaning) == 0 and np.argmax(methods.fuse({"audio": pa, "visual": pv},
+                                                              {"audio": 0.1, "visual": 0.9})) == 2
+    with pytest.raises(ValueError, match="no modality to fuse"):
+        methods.fuse({"audio": pa}, {"visual": 1.0})
+
+
+def test_logistic_calibration_decreases_with_distance_and_is_calibrated():
+    rng = np.random.default_rng(5)
+    d = np.concatenate([rng.normal(0.2, 0.1, 500), rng.normal(0.8, 0.1, 500)])[None, :]
+    rel = np.concatenate([np.ones(500, bool), np.zeros(500, bool)])[None, :]
+    cal = fit(d, rel, 5)
+    assert cal.kind == "logistic" and cal.b < 0
+    p = cal(d[0])
+    assert p[:500].mean() > 0.9 and p[500:].mean() < 0.1
+    assert np.mean((p - rel[0]) ** 2) < 0.05
+    assert fit(d, None, 5).kind == "kernel"
+    assert Calibration("kernel", scale=1.0)(np.array([0.0]))[0] == 1.0
+
+
+def test_library_fused_search_ranks_the_right_pair_first(library):
+    lib, queries = library
+    assert lib.methods == ["vidsim", "original", "raw"]
+    assert lib.modalities_of("vidsim") == ["audio", "visual", "audio_visual"]
+    q = queries.clip(3)  # track 1, theme 1
+    result = lib.query_features(q, "audio_visual", k=5, weights="audio=0.5,visual=0.5")
+    assert result.method == "vidsim" and result.weights == {"audio": 0.5, "visual": 0.5}
+    top = lib.clip_info(result.hits[0].clip)
+    assert (top["audio_label"], top["visual_label"]) == ("t1", "v1")
+    hit = result.hits[0]
+    assert hit.distance is None and set(hit.scores) == {"audio", "visual"}
+    assert hit.probability == pytest.approx(hit.scores["audio"] * hit.scores["visual"])
+    assert [h.probability for h in result.hits] == sorted((h.probability for h in result.hits), reverse=True)
+    # all weight on the picture: the top hits share the theme, whatever their track
+    visual_only = lib.query_features(q, "audio_visual", k=6, weights={"audio": 0, "visual": 1})
+    assert {lib.clip_info(h.clip)["visual_label"] for h in visual_only.hits} == {"v1"}
+
+
+def test_more_like_this_and_exclusions(library):
+    lib, _ = library
+    clip = lib.index.clips["clip"].iloc[0]
+    for method in ("vidsim", "original", "raw"):
+        for m in lib.modalities_of(method):
+            assert lib.query_clip(clip, m, k=3, method=method).hits[0].clip == clip
+            assert clip not in [h.clip for h in lib.query_clip(clip, m, k=3, method=method, exclude_self=True).hits]
+    orig = lib.query_clip(clip, "audio", k=4, method="original")
+    assert sum(h.probability for h in orig.hits) == pytest.approx(1.0)  # softmax2 sums to 1
+    with pytest.raises(KeyError, match="not in the library"):
+        lib.query_clip("nope.mp4", "audio")
+    with pytest.raises(ValueError, match="unknown method"):
+        lib.query_clip(clip, "audio", method="magic")
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        lib.query_clip(clip, "audio", k=0)
+
+
+def test_query_without_audio_is_fused_on_the_picture_alone(library):
+    lib, queries = library
+    q = queries.clip(0)
+    silent = ClipFeatures(audio=None, frames=q.frames, audio_seconds=None)
+    fused = lib.query_features(silent, "audio_visual", k=3)
+    assert fused.weights == {"visual": 1.0}
+    with pytest.raises(ValueError, match="no audio stream"):
+        lib.query_features(silent, "audio")
+
+
+def test_held_out_metrics_for_every_method(library):
+    lib, queries = library
+    for method in lib.methods:
+        metrics = held_out(lib, queries, method)
+        assert set(metrics) == {"audio", "visual", "audio_visual"}
+        for m in metrics.values():
+            assert 0 <= m["recall@1"] <= m["recall@5"] <= 1 and 0 < m["mAP"] <= 1 and m["queries"] == 6
+    best = held_out(lib, queries, "vidsim")
+    assert best["audio"]["recall@1"] == 1.0 and best["visual"]["recall@1"] == 1.0
+    assert best["audio_visual"]["recall@1"] == 1.0
+
+
+def test_summarise_values():
+    rankings = [(np.array([False, True, False, True]), np.array([0.9, 0.8, 0.1, 0.1])),
+                (np.array([True, False, False, False]), np.array([1.0, 0.0, 0.0, 0.0]))]
+    m = summarise(rankings, k=2)
+    assert m["recall@1"] == 0.5 and m["recall@5"] == 1.0
+    assert m["mAP"] == pytest.approx(((1 / 2 + 2 / 4) / 2 + 1) / 2)
+    assert m["brier"] == pytest.approx((0.81 + 0.04 + 0 + 0) / 4)

@@ -1,0 +1,112 @@
+"""Extract, for a folder of videos: probe each file, decode its sound to a mono WAV, take a thumbnail.
+
+Work is cached by content hash: a file already extracted is not decoded again. A file that
+cannot be read is listed with its reason in status.csv and never stops the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from vidsim import media
+from vidsim.config import ExtractConfig
+from vidsim.io import file_sha256, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name"]
+LABEL_COLUMNS = ["audio_label", "visual_label"]
+STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLUMNS]
+
+
+def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Video files under the library folder (by extension), sorted."""
+    return sorted(p for p in library.rglob("*") if p.suffix.lower() in extensions and not p.is_dir())
+
+
+def refusal(path: Path, root: Path) -> str | None:
+    """Why a listed file is not read at all (a link leading outside the library), or None."""
+    if not path.resolve().is_relative_to(root):
+        return "links outside the library folder: not read"
+    if not path.is_file():
+        return "not a regular file"
+    return None
+
+
+def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
+    """Probe, WAV and thumbnail for one file, reusing the cache.
+
+    Returns (status row fields, was_cached).
+    """
+    sha = file_sha256(path)
+    meta_path, thumb = cache / f"{sha}.json", thumbs / f"{sha}.jpg"
+    if meta_path.exists():
+        meta = read_json(meta_path)
+        if not meta["has_video"] or thumb.exists():
+            return meta, True
+    info = media.probe(path, cfg)
+    if info.has_audio and not (cache / f"{sha}.wav").exists():
+        media.extract_audio(info, cache / f"{sha}.wav", cfg)
+    if info.has_video:
+        media.thumbnail(info, thumb, cfg)
+    row = {"sha256": sha, "duration": round(info.duration, 3), "has_audio": info.has_audio,
+           "has_video": info.has_video, "format_name": info.format_name}
+    write_json(meta_path, row)  # written last: its presence marks the entry complete
+    return row, False
+
+
+def read_labels(path: Path) -> dict[str, dict[str, str]]:
+    """Optional labels.csv in the library folder: file -> {audio_label, visual_label}."""
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    missing = {"file", *LABEL_COLUMNS} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {', '.join(sorted(missing))}")
+    return table.set_index("file")[LABEL_COLUMNS].to_dict("index")
+
+
+def extract_library(library: Path, out: Path, cfg: ExtractConfig,
+                    labels: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+    """Fill out/cache (probe + WAV) and out/thumbs; return the status table, one row per video."""
+    cache, thumbs = out / "cache", out / "thumbs"
+    cache.mkdir(parents=True, exist_ok=True)
+    thumbs.mkdir(exist_ok=True)
+    labels = labels or {}
+    rows, counts = [], {"new": 0, "cached": 0, "failed": 0}
+    root = library.resolve()
+    for path in tqdm(list_videos(library, cfg.extensions), desc="extract", unit="clip"):
+        clip = path.relative_to(library).as_posix()
+        row = {"clip": clip, "path": str(path), "status": "ok", "reason": "",
+               **labels.get(clip, dict.fromkeys(LABEL_COLUMNS, ""))}
+        try:
+            if reason := refusal(path, root):
+                raise media.MediaError(path, reason)
+            meta, cached = extract_one(path, cache, thumbs, cfg)
+        except (media.MediaError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, media.MediaError) else str(exc)
+            rows.append({**row, "status": "error", "reason": reason})
+            counts["failed"] += 1
+            log.warning("%s: %s", clip, reason)
+            continue
+        counts["cached" if cached else "new"] += 1
+        missing = [m for m, has in (("audio", meta["has_audio"]), ("video", meta["has_video"])) if not has]
+        if missing:
+            row["reason"] = f"no {missing[0]} stream: indexed for {'visual' if missing[0] == 'audio' else 'audio'} only"
+        rows.append({**row, **{k: meta[k] for k in META_COLUMNS}})
+    keep = {r["sha256"] for r in rows if r["status"] == "ok"}
+    prune(cache, keep)
+    prune(thumbs, keep)
+    log.info("extract: %(new)d new, %(cached)d cached, %(failed)d failed", counts)
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def prune(cache: Path, keep: set[str]) -> None:
+    """Drop cache entries of files no longer in the library."""
+    for p in cache.iterdir():
+        if p.name.split(".")[0] not in keep:
+            p.unlink()

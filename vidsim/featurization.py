@@ -1,0 +1,94 @@
+"""Featurize, for a folder's extracted clips: audio statistics and windows, per-second frame embeddings.
+
+Features are cached per content hash and per feature settings (encoder, windows), so adding one
+video to the library featurizes only that video.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from vidsim import media
+from vidsim.clip import ClipFeatures, Encoder, featurize
+from vidsim.config import AudioConfig, ExtractConfig
+from vidsim.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+FEATURES_VERSION = 2  # bump when what a cached file holds changes (2: per-window audio rows)
+
+
+def fingerprint(encoder: Encoder, audio_cfg: AudioConfig, extract_cfg: ExtractConfig) -> str:
+    """Everything a cached feature file depends on besides the video's bytes."""
+    return json.dumps({"encoder": encoder.info.fingerprint, "audio": dataclasses.asdict(audio_cfg),
+                       "rate": extract_cfg.sample_rate, "fps": extract_cfg.frame_rate,
+                       "version": FEATURES_VERSION}, sort_keys=True)
+
+
+def load_cached(path: Path, fp: str) -> ClipFeatures | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        if "fingerprint" not in npz or str(npz["fingerprint"]) != fp:
+            return None
+        return ClipFeatures(audio=npz["audio"] if npz["audio"].size else None,
+                            frames=npz["frames"] if npz["frames"].size else None,
+                            audio_seconds=npz["audio_seconds"] if npz["audio_seconds"].size else None)
+
+
+def save_cached(path: Path, fp: str, feats: ClipFeatures) -> None:
+    def arr(x: np.ndarray | None, ndim: int) -> np.ndarray:
+        return x if x is not None else np.zeros((0,) * ndim, np.float32)
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, fingerprint=np.array(fp), audio=arr(feats.audio, 1), frames=arr(feats.frames, 2),
+                 audio_seconds=arr(feats.audio_seconds, 2))
+
+
+def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encoder: Encoder,
+                      audio_cfg: AudioConfig, extract_cfg: ExtractConfig
+                      ) -> tuple[pd.DataFrame, dict[str, ClipFeatures]]:
+    """Features per ok clip (cached by sha256); failures are written back into the status table."""
+    cache.mkdir(parents=True, exist_ok=True)
+    fp = fingerprint(encoder, audio_cfg, extract_cfg)
+    status = status.copy()
+    feats: dict[str, ClipFeatures] = {}
+    counts = {"new": 0, "cached": 0, "failed": 0}
+    ok = status.index[status["status"] == "ok"]
+    for i in tqdm(ok, desc="featurize", unit="clip"):
+        row = status.loc[i]
+        sha = row["sha256"]
+        if sha in feats:
+            counts["cached"] += 1
+            continue
+        cached = load_cached(cache / f"{sha}.npz", fp)
+        if cached is not None:
+            feats[sha] = cached
+            counts["cached"] += 1
+            continue
+        info = media.MediaInfo(path=row["path"], format_name=row.get("format_name") or "",
+                               duration=float(row["duration"]), has_audio=bool(row["has_audio"]),
+                               has_video=bool(row["has_video"]))
+        try:
+            wav = extracted / "cache" / f"{sha}.wav" if info.has_audio else None
+            feats[sha] = featurize(info, wav, encoder, audio_cfg, extract_cfg)
+        except media.MediaError as exc:
+            status.loc[i, ["status", "reason"]] = ["error", exc.reason]
+            counts["failed"] += 1
+            log.warning("%s: %s", row["clip"], exc.reason)
+            continue
+        save_cached(cache / f"{sha}.npz", fp, feats[sha])
+        counts["new"] += 1
+    keep = {f"{s}.npz" for s in feats}
+    for p in cache.glob("*.npz"):
+        if p.name not in keep:
+            p.unlink()
+    log.info("featurize: %(new)d new, %(cached)d cached, %(failed)d failed", counts)
+    return status, feats

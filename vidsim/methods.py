@@ -1,0 +1,122 @@
+"""The search methods vidsim builds, side by side, so that every change is measured against both
+the original study and a model-free baseline (`search.method` in params.yaml picks the one served):
+
+- `vidsim` (default): per-second audio windows and frame embeddings compared second by second
+  (`SegmentSpace`), and audio-visual by late fusion of the two with user weights.
+- `original`: the study's configuration: a 2-D VAE latent per modality, early fusion for
+  audio-visual, Euclidean k-NN, PS = softmax(1 - softmax(d)).
+- `raw`: the baseline: standardised clip features, Euclidean k-NN, no model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from vidsim import calibration, vae
+from vidsim.dataset import Features
+from vidsim.modalities import MODALITIES, RELEVANCE, SINGLE
+from vidsim.spaces import LatentSpace, SegmentSpace, Space, VectorSpace
+
+log = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = ("vidsim", "original", "raw")
+DEFAULT_SCORE = {"vidsim": "calibrated", "original": "softmax2", "raw": "calibrated"}
+DESCRIPTIONS = {
+    "vidsim": "per-second matching, late fusion",
+    "original": "2-D VAE latent, early fusion, softmax2 (the original study)",
+    "raw": "standardised features, no model (baseline)",
+}
+FUSED = "audio_visual"
+LOO_SAMPLE = 300  # library clips used as leave-one-out queries when fitting calibrations
+
+
+def check(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    return method
+
+
+def late_fused(method: str) -> bool:
+    """Whether the method's audio-visual ranking fuses the single modalities (no space of its own)."""
+    return method == "vidsim"
+
+
+def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normaliser]]) -> dict[str, Space]:
+    """Every method's spaces over the library's features ("<method>.<modality>" keys)."""
+    spaces: dict[str, Space] = {}
+    for modality in MODALITIES:
+        rows, x = features.matrix(modality)
+        if len(rows) == 0:
+            continue
+        spaces[f"raw.{modality}"] = VectorSpace.build(modality, rows, x)
+        if modality in models:
+            model, norm = models[modality]
+            spaces[f"original.{modality}"] = LatentSpace(modality, rows, vae.encode(model, norm, x), model, norm)
+    for modality in SINGLE:
+        rows, offsets, seconds = features.segment_rows(modality)
+        if len(rows):
+            # audio windows mix units (energies, Hz, ratios): standardise; embeddings only need centring
+            spaces[f"vidsim.{modality}"] = SegmentSpace.build(modality, rows, offsets, seconds,
+                                                              standardise=modality == "audio")
+    return spaces
+
+
+def relevance(clips: pd.DataFrame, a: np.ndarray, b: np.ndarray, modality: str) -> np.ndarray | None:
+    """(len(a), len(b)) bool: clip rows a[i] and b[j] share the modality's labels; None without labels."""
+    keys = list(RELEVANCE[modality])
+    if any(k not in clips for k in keys):
+        return None
+    labels = clips[keys].fillna("").astype(str).agg("\x1f".join, axis=1).to_numpy()
+    known = (clips[keys].fillna("").astype(str) != "").all(axis=1).to_numpy()
+    if known.sum() < 2:
+        return None
+    return (labels[a][:, None] == labels[b][None, :]) & known[a][:, None] & known[b][None, :]
+
+
+def loo_distances(space: Space, sample: int = LOO_SAMPLE) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from up to `sample` library clips (evenly spread) to every clip of the space.
+
+    Returns (positions (Q,) into the space's rows, distances (Q, M) with inf on each clip itself).
+    """
+    m = len(space.rows)
+    picks = np.unique(np.linspace(0, m - 1, min(sample, m)).round().astype(int))
+    d = np.stack([space.distances(space.member(j)) for j in picks]).astype(np.float64)
+    d[np.arange(len(picks)), picks] = np.inf
+    return picks, d
+
+
+def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int) -> dict[str, calibration.Calibration]:
+    """A calibration per space, fitted on the library's leave-one-out distances (and labels)."""
+    out = {}
+    for key, space in spaces.items():
+        if len(space.rows) < 2:
+            out[key] = calibration.Calibration("kernel")
+            continue
+        picks, d = loo_distances(space)
+        rel = relevance(clips, space.rows[picks], space.rows, space.modality)
+        out[key] = calibration.fit(d, rel, k)
+        log.info("%s: %s probabilities", key, out[key].kind)
+    return out
+
+
+def fuse(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Late fusion: the weighted geometric mean of the modalities' probabilities, raised to the
+    number of modalities fused.
+
+    With equal weights this is the product of the probabilities, i.e. the chance that a hit is
+    relevant in every modality if the modalities are independent; a larger weight makes that
+    modality count more. Rank-equivalent to sum_m w_m log p_m.
+
+    Args:
+        probabilities: modality -> (N,) probabilities over the same N clips.
+        weights: modality -> weight (normalised here over the modalities given).
+    """
+    used = {m: w for m, w in weights.items() if m in probabilities and w > 0}
+    if not used:
+        raise ValueError("no modality to fuse: the query has none of the weighted modalities")
+    total = sum(used.values())
+    log_p = sum(w / total * np.log(np.clip(probabilities[m], 1e-12, 1.0)) for m, w in used.items())
+    return np.exp(len(used) * log_p)
