@@ -21,8 +21,8 @@ import pytest
 from tests.helpers import make_clip
 from vidsim import media
 from vidsim.config import ExtractConfig
-from vidsim.search import Library
 from vidsim.extraction import extract_library
+from vidsim.search import Library
 from vidsim.uploads import private_copy
 
 pytestmark = pytest.mark.slow

@@ -89,7 +89,11 @@ def loo_distances(space: Space, sample: int = LOO_SAMPLE) -> tuple[np.ndarray, n
 
 
 def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int) -> dict[str, calibration.Calibration]:
-    """A calibration per space, fitted on the library's leave-one-out distances (and labels)."""
+    """A calibration per space, fitted on the library's leave-one-out distances (and labels).
+
+    Late fusion gets none of its own: the product of calibrated probabilities measured better
+    on the held-out queries (Brier 0.174) than a logistic fitted on the library's leave-one-out
+    fused scores (0.187), whose neighbours are closer than a new clip's."""
     out = {}
     for key, space in spaces.items():
         if len(space.rows) < 2:
@@ -99,6 +103,23 @@ def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int) -> dict[str
         rel = relevance(clips, space.rows[picks], space.rows, space.modality)
         out[key] = calibration.fit(d, rel, k)
         log.info("%s: %s probabilities", key, out[key].kind)
+    return out
+
+
+def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.Calibration], n: int,
+                         method: str, rep: dict[str, np.ndarray | None], weights: dict[str, float]
+                         ) -> dict[str, np.ndarray]:
+    """Each weighted single modality's calibrated probability for all n clips (the modality's
+    prior where a clip lacks it); a modality the query lacks (rep None) is left out."""
+    out = {}
+    for m in SINGLE:
+        key = f"{method}.{m}"
+        if weights.get(m, 0) <= 0 or rep.get(m) is None or key not in spaces:
+            continue
+        cal = cals[key]
+        p = np.full(n, cal.prior)
+        p[spaces[key].rows] = cal(spaces[key].distances(rep[m]))
+        out[m] = p
     return out
 
 

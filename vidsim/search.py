@@ -274,29 +274,21 @@ class Library:
                latent: np.ndarray | None) -> QueryResult:
         w = parse_weights(weights, self.default_weights)
         n = len(self.index.clips)
-        probs: dict[str, np.ndarray] = {}
+        rep = {}
         for m in SINGLE:
-            if w.get(m, 0) <= 0:
-                continue
-            try:
-                rows, dist = self._distances(q, method, m)
-            except ValueError:
-                continue  # the query lacks this modality: fuse the others
-            cal = self.index.calibrations[f"{method}.{m}"]
-            p = np.full(n, cal.prior)
-            p[rows] = cal(dist)
-            probs[m] = p
+            space = self.index.spaces.get(f"{method}.{m}")
+            rep[m] = self._represent(q, space) if space is not None else None
+        probs = methods.single_probabilities(self.index.spaces, self.index.calibrations, n, method, rep, w)
         if not probs:
             raise self._missing(q, methods.FUSED)
         fused = methods.fuse(probs, w)
         fused[list(q.exclude)] = -1.0
         order = np.argsort(-fused, kind="stable")[:min(k, n - len(q.exclude))]
         scores = [{m: float(p[i]) for m, p in probs.items()} for i in order]
-        used = {m: round(v, 4) for m, v in w.items() if m in probs}
+        used = {m: v for m, v in w.items() if m in probs}
         total = sum(used.values())
-        return QueryResult(methods.FUSED, method,
-                           self._hits(order, fused[order], None, scores), latent,
-                           {m: v / total for m, v in used.items()})
+        return QueryResult(methods.FUSED, method, self._hits(order, fused[order], None, scores), latent,
+                           {m: round(v / total, 4) for m, v in used.items()})
 
     def _hits(self, rows: np.ndarray, probs: np.ndarray, dist: np.ndarray | None,
               scores: list[dict[str, float]]) -> list[Hit]:
