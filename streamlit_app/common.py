@@ -12,9 +12,11 @@ import streamlit as st
 from vidsim.integrity import IntegrityError
 from vidsim.search import Library, NotBuilt
 
-INDEX_DIR = Path(os.environ.get("VIDSIM_INDEX", "data/index"))
-MODELS_DIR = Path(os.environ.get("VIDSIM_MODELS", "data/models"))
-METRICS_DIR = Path(os.environ.get("VIDSIM_METRICS", "metrics"))
+
+def folder(name: str, default: str) -> Path:
+    """An artifact folder, overridable by environment (VIDSIM_INDEX, VIDSIM_MODELS, VIDSIM_METRICS)."""
+    return Path(os.environ.get(f"VIDSIM_{name}", default))
+
 CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this process
 
 
@@ -22,7 +24,8 @@ CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this pro
 def load_library() -> Library:
     """Index and models, loaded once per process and shared by every session."""
     # the artifacts must match dvc.lock when there is one (a tampered file is never loaded)
-    return Library.load(INDEX_DIR, MODELS_DIR, verify_root="." if Path("dvc.lock").exists() else None)
+    return Library.load(folder("INDEX", "data/index"), folder("MODELS", "data/models"),
+                        verify_root="." if Path("dvc.lock").exists() else None)
 
 
 @st.cache_resource
@@ -48,3 +51,11 @@ def library_or_stop() -> Library:
 def plain(text: str) -> str:
     """Escape Markdown so that a user-chosen name is only ever displayed."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
+
+
+def show_video(source: str | bytes, where=st) -> None:
+    """A player for an upload's bytes or a library file; a note instead when the file has gone."""
+    if isinstance(source, str) and not Path(source).is_file():
+        where.caption(f"(the file {plain(Path(source).name)} is no longer where it was indexed)")
+        return
+    where.video(source)

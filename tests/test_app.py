@@ -149,3 +149,31 @@ def test_weight_slider_method_and_more_like_this(app_in, project, built):
     # the original's method: no weight slider, probabilities sum to one per column
     at.selectbox(key="method").set_value("original").run()
     assert not at.exception and not [s for s in at.slider if s.key == "audio_weight"]
+
+
+@pytest.mark.slow
+def test_text_box_searches_with_a_text_tower_and_says_why_not_without(app_in, tmp_path, monkeypatch):
+    from tests.test_search_methods import TEXT, _text_library
+
+    lib, root = _text_library(tmp_path)
+    monkeypatch.setenv("VIDSIM_INDEX", str(root / "index"))
+    monkeypatch.setenv("VIDSIM_MODELS", str(root / "models"))
+    at = app_in(tmp_path)
+    assert not at.exception and not at.text_input(key="text").disabled
+    at.text_input(key="text").set_value(TEXT).run()
+    assert not at.exception
+    assert "Text" in [s.value for s in at.subheader]
+    first = lib.index.clips["clip"].iloc[2].replace("-", "\\-").replace(".", "\\.")
+    assert _hits(at)[0].startswith(f"**1. {first}**")
+    # a clip and a text: the text joins the audio-visual fusion, with its own weight
+    at.radio(key="source").set_value("Pick a library clip").run()
+    at.selectbox(key="library_clip").set_value(lib.index.clips["clip"].iloc[0]).run()
+    assert not at.exception and at.slider(key="text_weight").value == 0.5
+    assert any(c.value.startswith("late fusion") and "text" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_text_box_is_disabled_with_an_image_only_encoder(app_in, project, built):
+    at = app_in(project)
+    box = at.text_input(key="text")
+    assert box.disabled and "image-only" in box.help

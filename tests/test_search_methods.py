@@ -3,6 +3,9 @@ the Library API (fused ranking, weights, more like this, exclusions) and the met
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,27 +23,30 @@ from vidsim.spaces import SegmentSpace
 D = 8  # a tiny "embedding" width
 
 
-def _clip(rng, track: int, theme: int, seconds: int = 4) -> ClipFeatures:
+def _clip(rng, track: int, theme: int, seconds: int = 4, dim: int = D) -> ClipFeatures:
     """Audio windows around a per-track centre, frames around a per-theme centre."""
     a_centre = np.random.default_rng(100 + track).normal(0, 1, 136)
-    v_centre = np.random.default_rng(200 + theme).normal(0, 1, D)
+    v_centre = np.random.default_rng(200 + theme).normal(0, 1, dim)
     audio_seconds = (a_centre + rng.normal(0, 0.3, (seconds, 136))).astype(np.float32)
-    frames = (v_centre + rng.normal(0, 0.3, (seconds, D))).astype(np.float32)
+    frames = (v_centre + rng.normal(0, 0.3, (seconds, dim))).astype(np.float32)
     frames /= np.linalg.norm(frames, axis=1, keepdims=True)
     audio = np.concatenate([audio_seconds.mean(0), [120.0, 0.5]]).astype(np.float32)
     return ClipFeatures(audio=audio, frames=frames, audio_seconds=audio_seconds)
 
 
-def _features(rng, pairs: list[tuple[int, int]], prefix: str = "") -> Features:
+def _features(rng, pairs: list[tuple[int, int]], prefix: str = "", dim: int = D,
+              frames: dict[int, np.ndarray] | None = None) -> Features:
     from vidsim.dataset import stack
 
-    feats = {f"{i:064d}": _clip(rng, t, v) for i, (t, v) in enumerate(pairs)}
+    feats = {f"{i:064d}": _clip(rng, t, v, dim=dim) for i, (t, v) in enumerate(pairs)}
+    for i, rows in (frames or {}).items():
+        feats[f"{i:064d}"].frames = rows
     status = pd.DataFrame({
         "clip": [f"{prefix}t{t}-v{v}-{i}.mp4" for i, (t, v) in enumerate(pairs)],
         "path": [f"/lib/{prefix}{i}.mp4" for i in range(len(pairs))], "status": "ok", "reason": "",
         "sha256": list(feats), "duration": 4.0, "has_audio": True, "has_video": True,
         "audio_label": [f"t{t}" for t, _ in pairs], "visual_label": [f"v{v}" for _, v in pairs]})
-    return stack(status, feats, D)
+    return stack(status, feats, dim)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +97,7 @@ def test_features_round_trip(tmp_path):
 def test_weights_parse_and_refuse():
     assert parse_weights("audio=3,visual=1", {}) == {"audio": 0.75, "visual": 0.25}
     assert parse_weights(None, {"audio": 1, "visual": 1}) == {"audio": 0.5, "visual": 0.5}
-    assert parse_weights("audio=1,visual=0", {}) == {"audio": 1.0}
+    assert parse_weights("audio=1,visual=0", {}) == {"audio": 1.0, "visual": 0.0}
     for bad, msg in (("smell=1", "unknown weight smell"), ("audio=x", "not a number"),
                      ("audio", "modality=number"), ("audio=0,visual=0", "above zero"), ("audio=-1", "negative")):
         with pytest.raises(ValueError, match=msg):
@@ -198,3 +204,79 @@ def test_summarise_values():
     assert m["recall@1"] == 0.5 and m["recall@5"] == 1.0
     assert m["mAP"] == pytest.approx(((1 / 2 + 2 / 4) / 2 + 1) / 2)
     assert m["brier"] == pytest.approx((0.81 + 0.04 + 0 + 0) / 4)
+
+
+TEXT = "a red square on a night sky"
+
+
+@pytest.fixture(scope="module")
+def text_library(tmp_path_factory) -> tuple[Library, Path]:
+    return _text_library(tmp_path_factory.mktemp("text-index"))
+
+
+def _text_library(out: Path) -> tuple[Library, Path]:
+    """A library built with the tiny random open_clip model, which has a text tower; clip 2 holds
+    one frame whose embedding is exactly the text's."""
+    from vidsim.features import visual
+
+    model, _, info = visual.create_encoder("tiny-test", "random")
+    t = visual.embed_text(model, "tiny-test", TEXT)
+    rng = np.random.default_rng(7)
+    others = rng.normal(size=(4, info.dim)).astype(np.float32)
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    frames = {2: np.concatenate([others[:3], t[None, :]]).astype(np.float32)}
+    feats = _features(rng, [(0, 0), (0, 1), (1, 0), (1, 1)], dim=info.dim, frames=frames)
+    spaces = methods.build_spaces(feats, {}, text=info.has_text)
+    manifest = {"audio": {}, "extract": {}, "search": {"k": 3, "method": "vidsim"},
+                "encoder": dataclasses.asdict(info)}
+    keep = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
+    Index(feats.clips[keep], spaces, methods.calibrate(spaces, feats.clips, 3), manifest).save(out / "index")
+    (out / "models").mkdir()
+    return Library.load(out / "index", out / "models"), out
+
+
+def test_text_query_finds_the_clip_with_the_matching_frame(text_library):
+    lib, _ = text_library
+    assert lib.has_text
+    result = lib.query_text(TEXT, k=3)
+    assert result.modality == "text" and len(result.hits) == 3
+    assert result.hits[0].clip == lib.index.clips["clip"].iloc[2]
+    assert result.hits[0].probability == pytest.approx(1.0)
+    assert all(0 <= h.probability < 1 for h in result.hits[1:])
+    with pytest.raises(ValueError, match="empty"):
+        lib.query_text("  ")
+
+
+def test_text_joins_late_fusion_with_its_weight(text_library):
+    lib, _ = text_library
+    clip = lib.index.clips["clip"].iloc[0]
+    results = lib.search_all(clip=clip, k=4, text=TEXT)
+    assert set(results) == {"audio", "visual", "audio_visual", "text"}
+    fused = results["audio_visual"]
+    assert fused.weights == pytest.approx({"audio": 1 / 3, "visual": 1 / 3, "text": 1 / 3}, abs=1e-4)
+    assert all(set(h.scores) == {"audio", "visual", "text"} for h in fused.hits)
+    by_text = lib.search_all(clip=clip, k=1, text=TEXT, weights="audio=0,visual=0,text=1")
+    assert by_text["audio_visual"].hits[0].clip == lib.index.clips["clip"].iloc[2]
+
+
+def test_text_is_refused_with_a_reason_without_a_text_tower(library):
+    lib, _ = library
+    assert not lib.has_text
+    with pytest.raises(ValueError, match="need an encoder with a CLIP text tower"):
+        lib.query_text("anything")
+
+
+@pytest.mark.slow
+def test_cli_text_query_end_to_end(text_library, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    lib, root = text_library
+    cli = Path(sys.executable).parent / "vidsim"
+    out = subprocess.run([cli, "query", "--text", TEXT, "-k", "2", "--json", "--index", root / "index",
+                          "--models", root / "models"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["modality"] == "text" and result["query"] == TEXT
+    assert result["hits"][0]["clip"] == lib.index.clips["clip"].iloc[2]
+    assert result["hits"][0]["scores"] == {"text": pytest.approx(1.0)}

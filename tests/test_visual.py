@@ -8,7 +8,7 @@ from vidsim.features import visual
 
 def test_tiny_encoder_embeds_normalised_rows():
     model, preprocess, info = visual.create_encoder("tiny-test", "random")
-    assert info.weights.startswith("random") and not info.has_text
+    assert info.weights.startswith("random") and info.has_text  # a (random) text tower: tests only
     frames = np.random.default_rng(0).integers(0, 255, (3, 40, 40, 3), dtype=np.uint8)
     emb = visual.embed_frames(model, preprocess, frames, batch_size=2)
     assert emb.shape == (3, info.dim) and emb.dtype == np.float32

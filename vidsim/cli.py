@@ -38,7 +38,10 @@ def _load(index: Path, models: Path):
 
 @app.command()
 def query(
-    clip: Annotated[Path, typer.Argument(help="a video file (or a library clip name with --library-clip)")],
+    clip: Annotated[Path | None, typer.Argument(
+        help="a video file (or a library clip name with --library-clip); optional with --text")] = None,
+    text: Annotated[str | None, typer.Option(
+        help="describe what to find (needs a CLIP text tower); with CLIP it joins audio_visual fusion")] = None,
     modality: Annotated[str, typer.Option(help="|".join(MODALITIES))] = "audio_visual",
     k: Annotated[int | None, typer.Option("-k", help="number of hits (default: params search.k)")] = None,
     method: Annotated[str | None, typer.Option(
@@ -63,24 +66,31 @@ def query(
             parse_weights(weights, {})
         if k is not None and k < 1:
             raise ValueError(f"-k must be at least 1, got {k}")
+        if clip is None and not text:
+            raise ValueError("give a query clip, or --text")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     lib = _load(index, models)
     try:
-        if library_clip:
-            result = lib.query_clip(str(clip), modality, k, score, method, weights, exclude_self=exclude_self)
+        if clip is None:
+            result = lib.query_text(text, k)
+        elif library_clip:
+            result = lib.query_clip(str(clip), modality, k, score, method, weights, exclude_self=exclude_self,
+                                    text=text)
         else:
-            result = lib.query(clip, modality, k, score, method, weights, exclude_duplicates=exclude_self)
+            result = lib.query(clip, modality, k, score, method, weights, exclude_duplicates=exclude_self,
+                               text=text)
     except (media.MediaError, ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps({"query": str(clip), "encoder": lib.encoder_info.model, **result.to_dict()},
-                              indent=2))
+        typer.echo(json.dumps({"query": str(clip) if clip is not None else text, "text": text,
+                               "encoder": lib.encoder_info.model, **result.to_dict()}, indent=2))
         return
     fusion = (" weights: " + ",".join(f"{m}={w:.2f}" for m, w in result.weights.items())
               if result.weights else "")
-    typer.echo(f"query: {clip.name}  modality: {modality}  method: {result.method}{fusion}  "
+    typer.echo(f"query: {clip.name if clip is not None else repr(text)}  modality: {result.modality}  "
+               f"method: {result.method}{fusion}  "
                f"encoder: {lib.encoder_info.model}")
     for h in result.hits:
         detail = (f"distance: {h.distance:.3f}" if h.distance is not None

@@ -30,6 +30,7 @@ DESCRIPTIONS = {
     "raw": "standardised features, no model (baseline)",
 }
 FUSED = "audio_visual"
+TEXT_SPACE = "vidsim.text"  # frame embeddings in the encoder's space, for text queries
 LOO_SAMPLE = 300  # library clips used as leave-one-out queries when fitting calibrations
 
 
@@ -44,8 +45,12 @@ def late_fused(method: str) -> bool:
     return method == "vidsim"
 
 
-def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normaliser]]) -> dict[str, Space]:
-    """Every method's spaces over the library's features ("<method>.<modality>" keys)."""
+def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normaliser]],
+                 text: bool = False) -> dict[str, Space]:
+    """Every method's spaces over the library's features ("<method>.<modality>" keys).
+
+    With `text` (the encoder has a CLIP text tower), `vidsim.text` keeps the frame embeddings in
+    the encoder's own space, where text queries are compared with them."""
     spaces: dict[str, Space] = {}
     for modality in MODALITIES:
         rows, x = features.matrix(modality)
@@ -61,6 +66,9 @@ def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normal
             # audio windows mix units (energies, Hz, ratios): standardise; embeddings only need centring
             spaces[f"vidsim.{modality}"] = SegmentSpace.build(modality, rows, offsets, seconds,
                                                               standardise=modality == "audio")
+            if modality == "visual" and text:
+                spaces[TEXT_SPACE] = SegmentSpace.build("text", rows, offsets, seconds, standardise=False,
+                                                        centre=False)
     return spaces
 
 
@@ -96,6 +104,8 @@ def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int) -> dict[str
     fused scores (0.187), whose neighbours are closer than a new clip's."""
     out = {}
     for key, space in spaces.items():
+        if key == TEXT_SPACE:
+            continue  # text has its own scale: CLIP's temperature (see search.Library)
         if len(space.rows) < 2:
             out[key] = calibration.Calibration("kernel")
             continue

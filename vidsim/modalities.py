@@ -11,7 +11,7 @@ import numpy as np
 # late fusion of the two single modalities for the default one).
 MODALITIES: tuple[str, ...] = ("audio", "visual", "audio_visual")
 SINGLE: tuple[str, ...] = ("audio", "visual")
-TITLES = {"audio": "Audio only", "audio_visual": "Audio-visual", "visual": "Visual only"}
+TITLES = {"audio": "Audio only", "audio_visual": "Audio-visual", "visual": "Visual only", "text": "Text"}
 # Which labels must agree for a hit to count as relevant, per modality.
 RELEVANCE: dict[str, tuple[str, ...]] = {
     "audio": ("audio_label",), "visual": ("visual_label",), "audio_visual": ("audio_label", "visual_label")}
@@ -50,7 +50,8 @@ def segment_input(audio_seconds: np.ndarray | None, frames: np.ndarray | None,
 
 
 def parse_weights(text: str | dict[str, float] | None, default: dict[str, float]) -> dict[str, float]:
-    """Late-fusion weights from "audio=0.6,visual=0.4" (or a dict), normalised to sum to 1.
+    """Late-fusion weights from "audio=0.6,visual=0.4" (or a dict), normalised to sum to 1
+    (`text` is the weight of a text query, when one is given).
 
     Raises:
         ValueError: an unknown modality, a negative or non-numeric weight, or all weights zero.
@@ -79,7 +80,7 @@ def parse_weights(text: str | dict[str, float] | None, default: dict[str, float]
     total = sum(raw.values())
     if total <= 0:
         raise ValueError("at least one weight must be above zero")
-    return {m: w / total for m, w in raw.items() if w > 0}
+    return {m: w / total for m, w in raw.items()}  # a zero stays: it says "leave this out"
 
 
 @dataclasses.dataclass

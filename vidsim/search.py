@@ -66,6 +66,7 @@ class _Query:
     feats: ClipFeatures | None = None
     row: int | None = None
     exclude: frozenset[int] = frozenset()  # index rows never returned
+    text: np.ndarray | None = None  # (D,) a text query's embedding, L2-normalised
 
 
 class Library:
@@ -149,16 +150,18 @@ class Library:
 
     def query(self, path: str | os.PathLike, modality: str = "audio_visual", k: int | None = None,
               score: str | None = None, method: str | None = None, weights: str | dict | None = None,
-              exclude_duplicates: bool = False) -> QueryResult:
+              exclude_duplicates: bool = False, text: str | None = None) -> QueryResult:
         """The k library clips most similar to a video file.
 
         Args:
             exclude_duplicates: leave out library clips with the same bytes (sha256) as the file.
+            text: a description that joins the audio-visual late fusion (weight `text`).
         """
         check(modality)
+        t = self.embed_text(text) if text else None
         feats = self.featurize(path)
         exclude = self.rows_with_sha(file_sha256(path)) if exclude_duplicates else frozenset()
-        return self._search(_Query(feats=feats, exclude=exclude), modality, k, score, method, weights)
+        return self._search(_Query(feats=feats, exclude=exclude, text=t), modality, k, score, method, weights)
 
     def query_features(self, feats: ClipFeatures, modality: str, k: int | None = None,
                        score: str | None = None, method: str | None = None,
@@ -167,36 +170,79 @@ class Library:
 
     def query_clip(self, clip: str, modality: str = "audio_visual", k: int | None = None,
                    score: str | None = None, method: str | None = None, weights: str | dict | None = None,
-                   exclude_self: bool = False) -> QueryResult:
+                   exclude_self: bool = False, text: str | None = None) -> QueryResult:
         """More like this: a library clip as the query.
 
         Args:
             exclude_self: leave out the clip itself and its exact duplicates (same sha256);
                 otherwise it is its own first hit.
+            text: a description that joins the audio-visual late fusion (weight `text`).
         """
         row = self.row_of(clip)
         exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
-        return self._search(_Query(row=row, exclude=exclude), modality, k, score, method, weights)
+        t = self.embed_text(text) if text else None
+        return self._search(_Query(row=row, exclude=exclude, text=t), modality, k, score, method, weights)
 
     def search_all(self, feats: ClipFeatures | None = None, clip: str | None = None, k: int | None = None,
                    score: str | None = None, method: str | None = None, weights: str | dict | None = None,
-                   exclude_self: bool = False) -> dict[str, QueryResult | str]:
-        """Results for every modality of the method (the app's three columns); a modality the query
-        lacks gets a message instead."""
+                   exclude_self: bool = False, text: str | None = None) -> dict[str, QueryResult | str]:
+        """Results for every modality of the method (the app's columns), plus a `text` column for a
+        text query; a modality the query lacks gets a message instead.
+
+        A text given with a clip also joins the audio-visual late fusion (weight `text`, by
+        default the mean of the other weights)."""
         method = methods.check(method or self.default_method)
+        row, exclude = None, frozenset()
         if clip is not None:
             row = self.row_of(clip)
             exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
-            q = _Query(row=row, exclude=exclude)
-        else:
-            q = _Query(feats=feats)
+        q = _Query(feats=feats, row=row, exclude=exclude, text=self.embed_text(text) if text else None)
         out: dict[str, QueryResult | str] = {}
-        for m in self.modalities_of(method):
-            try:
-                out[m] = self._search(q, m, k, score, method, weights)
-            except ValueError as exc:
-                out[m] = str(exc)
+        if feats is not None or row is not None:
+            for m in self.modalities_of(method):
+                try:
+                    out[m] = self._search(q, m, k, score, method, weights)
+                except ValueError as exc:
+                    out[m] = str(exc)
+        if q.text is not None:
+            out["text"] = self._text_search(q, k)
         return out
+
+    def query_text(self, text: str, k: int | None = None) -> QueryResult:
+        """The k library clips whose frames best match a text (needs a CLIP text tower)."""
+        return self._text_search(_Query(text=self.embed_text(text)), k)
+
+    @property
+    def has_text(self) -> bool:
+        return self.encoder_info.has_text and methods.TEXT_SPACE in self.index.spaces
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """(D,) the text's embedding; ValueError when this library cannot take text queries."""
+        if not text or not text.strip():
+            raise ValueError("the text query is empty")
+        if not self.has_text:
+            raise ValueError(f"text queries need an encoder with a CLIP text tower; this library was built "
+                             f"with {self.encoder_info.model} ({self.encoder_info.weights}), image-only")
+        return visual.embed_text(self.encoder.model, self.encoder_info.model, text.strip())
+
+    def _text_probabilities(self, t: np.ndarray) -> np.ndarray:
+        """(N,) how well each clip's best frame fits the text, relative to the best clip:
+        exp(T * (cos - best cos)) with CLIP's temperature T, 1 for the best match, 0 without video."""
+        space = self.index.spaces[methods.TEXT_SPACE]
+        sims = space.similarities(t[None, :])
+        p = np.zeros(len(self.index.clips))
+        p[space.rows] = np.exp(visual.logit_scale(self.encoder.model) * (sims - sims.max()))
+        return p
+
+    def _text_search(self, q: _Query, k: int | None) -> QueryResult:
+        k = self.default_k if k is None else k
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        p = self._text_probabilities(q.text)
+        p[list(q.exclude)] = -1.0
+        order = np.argsort(-p, kind="stable")[:min(k, len(p) - len(q.exclude))]
+        return QueryResult("text", "vidsim", self._hits(order, p[order], None,
+                                                        [{"text": float(p[i])} for i in order]), None)
 
     def rank_all(self, feats: ClipFeatures, modality: str, method: str | None = None,
                  weights: str | dict | None = None, score: str | None = None) -> QueryResult:
@@ -224,10 +270,14 @@ class Library:
     def _represent(self, q: _Query, space) -> np.ndarray | None:
         if q.feats is not None:
             return space.query(q.feats)
+        if q.row is None:
+            return None
         pos = np.flatnonzero(space.rows == q.row)
         return space.member(int(pos[0])) if len(pos) else None
 
     def _missing(self, q: _Query, modality: str) -> ValueError:
+        if q.feats is None and q.row is None:
+            return ValueError(f"a text query has no {modality.replace('_', '-')} features")
         if q.feats is not None:
             lacks = "audio" if q.feats.audio is None else "video"
             return ValueError(f"the query has no {lacks} stream, so it cannot be searched by {modality}")
@@ -279,6 +329,9 @@ class Library:
             space = self.index.spaces.get(f"{method}.{m}")
             rep[m] = self._represent(q, space) if space is not None else None
         probs = methods.single_probabilities(self.index.spaces, self.index.calibrations, n, method, rep, w)
+        if q.text is not None and self.has_text:
+            w = {**w, "text": w.get("text", float(np.mean(list(w.values()))))}
+            probs["text"] = self._text_probabilities(q.text)
         if not probs:
             raise self._missing(q, methods.FUSED)
         fused = methods.fuse(probs, w)

@@ -91,9 +91,11 @@ class SegmentSpace:
 
     @classmethod
     def build(cls, modality: str, rows: np.ndarray, offsets: np.ndarray, seconds: np.ndarray,
-              standardise: bool) -> SegmentSpace:
-        """Centre (and, with `standardise`, scale) with the library's per-second statistics."""
-        center = seconds.mean(axis=0).astype(np.float32)
+              standardise: bool, centre: bool = True) -> SegmentSpace:
+        """Centre (and, with `standardise`, scale) with the library's per-second statistics.
+
+        `centre=False` keeps the encoder's own space (where CLIP text embeddings live)."""
+        center = seconds.mean(axis=0).astype(np.float32) if centre else np.zeros(seconds.shape[1], np.float32)
         std = seconds.std(axis=0)
         scale = np.where(std > 1e-8, std, 1.0).astype(np.float32) if standardise \
             else np.ones_like(center)

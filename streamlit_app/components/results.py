@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import plain
+from common import plain, show_video
 
 from vidsim.modalities import TITLES
 from vidsim.search import Library, QueryResult
@@ -40,7 +40,7 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
                 st.session_state["query"] = {"name": hit.clip, "video": hit.path, "clip": hit.clip}
                 st.rerun()
             if text.toggle("▶ play", key=f"{key}-play-{hit.rank}"):
-                st.video(hit.path)
+                show_video(hit.path)
 
 
 def disagreement(a: QueryResult, b: QueryResult) -> str:

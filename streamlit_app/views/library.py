@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from common import METRICS_DIR, library_or_stop, plain
+from common import folder, library_or_stop, plain
 
 from vidsim.evaluation import metrics_table
 from vidsim.modalities import TITLES
@@ -37,7 +37,7 @@ if len(status):
                  hide_index=True, width="stretch")
 
 st.subheader("Evaluation (last `dvc repro`)")
-table = metrics_table(METRICS_DIR)
+table = metrics_table(folder("METRICS", "metrics"))
 if len(table):
     table["modality"] = table["modality"].map(TITLES)
     st.dataframe(table[[c for c in ("method", "modality", "recall@1", "recall@5", "mAP", "brier", "queries")
@@ -50,7 +50,7 @@ else:
     st.info("No evaluation metrics: no labelled query folder (`library.queries`), or `dvc repro` has not run.")
 
 st.subheader("Training loss")
-loss_path = METRICS_DIR / "train_loss.csv"
+loss_path = folder("METRICS", "metrics") / "train_loss.csv"
 if loss_path.exists():
     loss = pd.read_csv(loss_path).melt(id_vars="epoch", var_name="modality", value_name="loss")
     fig = px.line(loss, x="epoch", y="loss", color="modality", log_y=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
-from common import library_or_stop, plain
+from common import library_or_stop, plain, show_video
 from components.latent import latent_figure
 from components.query import QueryFailed, featurize_upload
 from components.results import SCORE_HELP, disagreement, results_column
@@ -18,8 +18,10 @@ enc = lib.encoder_info
 
 st.title("Find similar clips")
 st.caption(f"{len(lib.index.clips)} clips indexed · visual encoder **{enc.model}** "
-           f"({plain(enc.weights)}, {enc.dim}-d)"
-           + ("" if enc.has_text else " · text queries need a CLIP text tower (not available)"))
+           f"({plain(enc.weights)}, {enc.dim}-d)")
+st.markdown("Upload a clip or pick one of the library"
+            + (", and/or describe what you look for," if lib.has_text else "")
+            + " to see the clips that sound alike, look alike, and both.")
 
 with st.sidebar:
     n_clips = len(lib.index.clips)
@@ -32,6 +34,9 @@ with st.sidebar:
                             float(lib.default_weights.get("audio", 0.5)), 0.05, key="audio_weight",
                             help="Late fusion: 0 ranks by the picture only, 1 by the sound only.")
         weights = {"audio": audio_w, "visual": 1.0 - audio_w}
+        if lib.has_text and st.session_state.get("text"):
+            weights["text"] = st.slider("Weight of the text", 0.0, 1.0, 0.5, 0.05, key="text_weight",
+                                        help="How much the description counts beside sound and picture.")
     exclude_self = st.toggle("Leave out the query itself and exact duplicates", key="exclude_self")
     st.caption(SCORE_HELP[method])
 
@@ -58,16 +63,33 @@ else:
         st.session_state["query"] = {"name": clip, "video": lib.clip_info(clip)["path"], "clip": clip}
     st.session_state["picked"] = clip
 
+if lib.has_text:
+    text = st.text_input("Text query", key="text", placeholder="e.g. a night sky over mountains",
+                         help="Matched against every sampled frame with the encoder's text tower.").strip()
+else:
+    text = st.text_input("Text query", key="text", disabled=True,
+                         placeholder="not available with this library's image-only encoder",
+                         help=f"Text queries need a CLIP text tower; this library was built with {enc.model} "
+                              "(image-only weights). Build it with CLIP weights to search by text.")
+
 query = st.session_state.get("query")
 results: dict = {}
-if query:
+if query or text:
     # searching is cheap (no decoding): redo it on every rerun with the sidebar's settings
-    results = lib.search_all(feats=query.get("feats"), clip=query.get("clip"), k=k, method=method,
-                             weights=weights, exclude_self=exclude_self)
-    st.markdown(f"#### Query: {plain(query['name'])}")
-    left, _ = st.columns([2, 3])
-    left.video(query["video"])
-    shown = [m for m in ("audio", "audio_visual", "visual") if m in results]
+    try:
+        results = lib.search_all(feats=query.get("feats") if query else None,
+                                 clip=query.get("clip") if query else None, k=k, method=method,
+                                 weights=weights, exclude_self=exclude_self, text=text or None)
+    except ValueError as exc:
+        st.error(plain(str(exc)))
+if results:
+    if query:
+        st.markdown(f"#### Query: {plain(query['name'])}" + (f" · text: {plain(text)}" if text else ""))
+        left, _ = st.columns([2, 3])
+        show_video(query["video"], left)
+    else:
+        st.markdown(f"#### Text query: {plain(text)}")
+    shown = [m for m in ("audio", "audio_visual", "visual", "text") if m in results]
     good = {m: r for m, r in results.items() if not isinstance(r, str)}
     shared: set[str] = set()
     if "audio" in good and "audio_visual" in good:
@@ -83,12 +105,13 @@ if query:
 
 st.divider()
 st.markdown("### Latent space")
-plotted = [m for m in lib.modalities_of("original")]
-tabs = st.tabs([TITLES[m] for m in plotted])
-for m, tab in zip(plotted, tabs):
+plotted = lib.modalities_of("original") if "original" in lib.methods else []
+if not plotted:
+    st.info("No latent space to show: the original's VAEs were not trained for this library.")
+for m, tab in zip(plotted, st.tabs([TITLES[m] for m in plotted]) if plotted else []):
     with tab:
         r = results.get(m)
-        has_query = r is not None and not isinstance(r, str) and r.latent is not None
+        has_query = r is not None and not isinstance(r, str) and r.latent is not None and query is not None
         fig, caption = latent_figure(
             lib.points(m), m, query=r.latent if has_query else None,
             neighbours=[h.clip for h in r.hits] if has_query else None,
@@ -103,4 +126,4 @@ for m, tab in zip(plotted, tabs):
             row = lib.clip_info(picked[0])
             st.markdown(f"**{plain(picked[0])}** · audio label: {plain(row['audio_label'] or '-')} · "
                         f"visual label: {plain(row['visual_label'] or '-')}")
-            st.video(row["path"])
+            show_video(row["path"])

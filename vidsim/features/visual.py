@@ -35,7 +35,7 @@ CONFIG_DIR = Path(__file__).with_name("model_configs")
 open_clip.add_model_config(CONFIG_DIR)
 
 # Models whose weights cover only the image tower: no text queries with them.
-IMAGE_ONLY_MODELS = {"efficientnet-lite0", "tiny-test"}
+IMAGE_ONLY_MODELS = {"efficientnet-lite0"}
 # EfficientNet-Lite0 stages, in blocks: the flat `_blocks.N` index of the package's checkpoint
 # maps onto timm's `blocks.<stage>.<index>`.
 _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -79,6 +79,7 @@ def create_encoder(name: str, pretrained: str, device: str = "cpu"
         EncoderUnavailable: the weights are not on this machine and cannot be downloaded.
     """
     if pretrained == "random":
+        torch.manual_seed(0)  # the same random model every time, so a test can rebuild it
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
         weights = "random init (test only)"
     elif name == "efficientnet-lite0":
@@ -95,7 +96,7 @@ def create_encoder(name: str, pretrained: str, device: str = "cpu"
     with torch.inference_mode():
         dim = int(model.encode_image(torch.zeros(1, 3, image_size, image_size, device=device)).shape[-1])
     info = EncoderInfo(model=name, pretrained=pretrained, weights=weights, dim=dim, image_size=image_size,
-                       has_text=name not in IMAGE_ONLY_MODELS and pretrained != "random")
+                       has_text=name not in IMAGE_ONLY_MODELS and hasattr(model, "encode_text"))
     log.info("visual encoder: %s, weights: %s, %d-d", name, weights, dim)
     return model, preprocess, info
 
@@ -227,3 +228,21 @@ def embed_frames(model: torch.nn.Module, preprocess: Preprocess, frames: np.ndar
     if not out:
         raise ValueError("no frames to embed")
     return np.concatenate(out).astype(np.float32)
+
+
+@torch.inference_mode()
+def embed_text(model: torch.nn.Module, name: str, text: str, device: str = "cpu") -> np.ndarray:
+    """Embed a text query with the model's text tower, in the frames' embedding space.
+
+    Returns:
+        (D,) float32, L2-normalised.
+    """
+    tokens = open_clip.get_tokenizer(name)([text]).to(device)
+    feats = model.encode_text(tokens)
+    return torch.nn.functional.normalize(feats.float(), dim=-1)[0].cpu().numpy().astype(np.float32)
+
+
+def logit_scale(model: torch.nn.Module) -> float:
+    """CLIP's learned temperature (about 100 for the released weights): cosine x scale = logit."""
+    scale = getattr(model, "logit_scale", None)
+    return float(scale.detach().exp()) if scale is not None else 100.0

@@ -34,9 +34,9 @@ def main() -> None:
     features = load_features(args.features)
     models = {m: vae.load(args.models / f"{m}.safetensors")[:2] for m in MODALITIES
               if (args.models / f"{m}.safetensors").exists()}
-    spaces = methods.build_spaces(features, models)
-    calibrations = methods.calibrate(spaces, features.clips, search.k)
     manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search)}
+    spaces = methods.build_spaces(features, models, text=bool(manifest["encoder"]["has_text"]))
+    calibrations = methods.calibrate(spaces, features.clips, search.k)
     Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)
     log.info("index: %d clips, spaces %s", len(features.clips), ", ".join(spaces))
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")
