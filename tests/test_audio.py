@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vidsim.config import AudioConfig
-from vidsim.features.audio import audio_features, feature_names, read_wav
+from vidsim.features.audio import audio_analysis, audio_features, feature_names, read_wav
 
 
 def test_tone_gives_138_named_values(tone):
@@ -44,3 +44,42 @@ def test_read_wav_mixes_stereo_to_mono(tmp_path, tone):
     scipy.io.wavfile.write(tmp_path / "s.wav", rate, np.stack([signal, signal], axis=1))
     mono, r = read_wav(tmp_path / "s.wav")
     assert r == rate and mono.shape == signal.shape and mono.dtype == np.int16
+
+
+def test_log_mel_window_stats_peak_at_the_tone(tone):
+    import librosa
+
+    from vidsim.features import mel
+
+    signal, rate = tone
+    cfg = AudioConfig()
+    _, windows, _ = audio_analysis(signal, rate, cfg)
+    rows = mel.window_stats(signal, rate, cfg, len(windows))
+    assert rows.shape == (len(windows), 3 * cfg.mel_bands) == (3, 192) and rows.dtype == np.float32
+    assert len(mel.names(cfg)) == rows.shape[1]
+    means = rows[:, : cfg.mel_bands]
+    centres = librosa.mel_frequencies(cfg.mel_bands + 2, fmin=mel.FMIN, fmax=rate / 2)[1:-1]
+    loudest = centres[means.argmax(axis=1)]
+    assert np.all(np.abs(loudest - 440) < 60)  # the 440 Hz band, in every second
+    flux = rows[:, 2 * cfg.mel_bands:]
+    assert flux[:, means[0].argmax()].max() < 1.0  # a steady tone barely changes
+
+
+def test_clip_featurize_audio_rows_are_pyaudioanalysis_and_log_mel(tmp_path, tone):
+    import scipy.io.wavfile
+
+    from vidsim import media
+    from vidsim.clip import featurize
+    from vidsim.config import ExtractConfig
+
+    signal, rate = tone
+    scipy.io.wavfile.write(tmp_path / "a.wav", rate, signal)
+    info = media.MediaInfo(path=str(tmp_path / "a.wav"), format_name="wav", duration=3.0,
+                           has_audio=True, has_video=False)
+    feats = featurize(info, tmp_path / "a.wav", encoder=None, audio_cfg=AudioConfig(),
+                      extract_cfg=ExtractConfig())
+    assert feats.frames is None and feats.audio.shape == (138,)
+    assert feats.audio_seconds.shape == (3, 136 + 3 * 64)
+    np.testing.assert_allclose(feats.audio_seconds[:, :136].mean(axis=0), feats.audio[:136], rtol=1e-5)
+    off = featurize(info, tmp_path / "a.wav", None, AudioConfig(mel_bands=0), ExtractConfig())
+    assert off.audio_seconds.shape == (3, 136)

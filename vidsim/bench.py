@@ -73,7 +73,8 @@ def main() -> None:
                            ("encode", t_encode)):
             rows.append((name, secs, secs / minutes, 3600 * n / secs if secs > 0.01 else float("nan")))
         query_clip = tmp / "query-30s.mp4"
-        demo = from_dict(DemoConfig, {**params["demo"], "clip_seconds": 30.0})
+        demo = from_dict(DemoConfig, {**params["demo"], "clip_seconds": 30.0, "clips_per_pair": 1,
+                                      "queries_per_pair": 1})
         _, queries = plan(Path("data/sources"), demo)
         row = {**queries.iloc[0].to_dict(), "offset_s": demo.start_s}  # 30 s inside every track
         render_clip(row, query_clip, demo)

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from vidsim import media
 from vidsim.config import AudioConfig, EncoderConfig, ExtractConfig
 from vidsim.features import audio as audio_features
-from vidsim.features import visual
+from vidsim.features import mel, visual
 from vidsim.modalities import ClipFeatures
 
 StepCallback = Callable[[str], None]  # told the name of each step as it starts
@@ -40,6 +42,9 @@ def featurize(info: media.MediaInfo, wav_path: str | os.PathLike | None, encoder
         signal, rate = audio_features.read_wav(wav_path)
         try:
             audio, audio_seconds, _ = audio_features.audio_analysis(signal, rate, audio_cfg)
+            if audio_cfg.mel_bands:
+                mel_rows = mel.window_stats(signal, rate, audio_cfg, len(audio_seconds))
+                audio_seconds = np.concatenate([audio_seconds, mel_rows], axis=1)
         except ValueError as exc:
             raise media.MediaError(info.path, str(exc)) from None
     frames = None

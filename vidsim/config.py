@@ -29,12 +29,13 @@ class ExtractConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AudioConfig:
-    """pyAudioAnalysis windows, in seconds."""
+    """Audio analysis: pyAudioAnalysis windows, in seconds, and the log-mel bands per window."""
 
     mid_window: float = 1.0
     mid_step: float = 1.0
     short_window: float = 0.05
     short_step: float = 0.05
+    mel_bands: int = 64  # log-mel bands added to each window's features (0: pyAudioAnalysis only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,8 @@ class SearchConfig:
     k: int = 5
     method: str = "vidsim"  # "vidsim", "original" (the study's configuration) or "raw" (baseline)
     weights: dict = dataclasses.field(default_factory=lambda: {"audio": 0.5, "visual": 0.5})  # late fusion
+    expansion: int = 2  # vidsim: query expansion with the top n hits (0: off)
+    expansion_mix: float = 0.5  # share of the expanded distance in the final one
     max_query_s: float = 600.0  # longer query clips are refused
 
 

@@ -69,7 +69,8 @@ def stack(status: pd.DataFrame, feats: dict[str, ClipFeatures], dim: int) -> Fea
     audio = np.full((len(ok), 138), np.nan, np.float32)
     visual = np.full((len(ok), dim), np.nan, np.float32)
     parts: dict[str, list[np.ndarray]] = {m: [] for m in SINGLE}
-    widths = {"audio": 136, "visual": dim}
+    audio_width = next((f.audio_seconds.shape[1] for f in feats.values() if f.audio_seconds is not None), 0)
+    widths = {"audio": audio_width, "visual": dim}
     for j, sha in enumerate(ok["sha256"]):
         f = feats[sha]
         if f.audio is not None:

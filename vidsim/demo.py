@@ -1,10 +1,10 @@
 """The built-in demo library: "music videos" (a slow pan over photos under a music excerpt).
 
-Sources are free-licensed Debian packages (music from `singularity-music`, photos from
-`mate-backgrounds`), fetched with `apt-get download`; where apt is not available a generated
-fallback (synthesised tracks, drawn pictures) takes their place. Every clip gets an audio label
-(its track) and a visual label (its photo theme) that vary independently, so audio-only and
-audio-visual search disagree in a checkable way.
+Sources are free-licensed Debian packages (music from `singularity-music` and
+`wesnoth-1.16-music`, photos from `mate-backgrounds`), fetched with `apt-get download`; where apt
+is not available a generated fallback (synthesised tracks, drawn pictures) takes their place.
+Every clip gets an audio label (its track) and a visual label (its photo theme) that vary
+independently, so audio-only and audio-visual search disagree in a checkable way.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ MUSIC_EXTENSIONS = (".ogg", ".wav", ".mp3", ".flac")
 class SourcesConfig:
     """Where the demo's raw material comes from."""
 
-    packages: tuple[str, ...] = ("singularity-music", "mate-backgrounds")
-    music_glob: str = "usr/share/games/singularity/music/*.ogg"
+    packages: tuple[str, ...] = ("singularity-music", "wesnoth-1.16-music", "mate-backgrounds")
+    # one glob per music source; each source's tracks go to music/<n>/ and the demo picks evenly
+    music_globs: tuple[str, ...] = ("usr/share/games/singularity/music/*.ogg",
+                                    "usr/share/games/wesnoth/1.16/data/core/music/*.ogg")
     photo_glob: str = "usr/share/backgrounds/mate/*/*"  # the folder name is the visual label
     generated: bool = False  # skip apt and use the generated fallback
     seed: int = 0
@@ -101,12 +103,14 @@ def _fetch_debian(out_dir: Path, cfg: SourcesConfig) -> None:
             copyright_file = root / "usr/share/doc" / pkg / "copyright"
             if copyright_file.exists():
                 shutil.copy(copyright_file, out_dir / f"COPYRIGHT.{pkg}")
-        music = sorted(p for p in root.glob(cfg.music_glob) if p.suffix.lower() in MUSIC_EXTENSIONS)
+        music = [sorted(p for p in root.glob(g) if p.suffix.lower() in MUSIC_EXTENSIONS) for g in cfg.music_globs]
         photos = sorted(p for p in root.glob(cfg.photo_glob) if p.suffix.lower() in PHOTO_EXTENSIONS)
-        if not music or not photos:
+        if not all(music) or not photos:
             raise RuntimeError("the packages held no music or no photos")
-        for p in music:
-            shutil.copy(p, out_dir / "music" / p.name)
+        for n, tracks in enumerate(music, 1):
+            (out_dir / "music" / str(n)).mkdir()
+            for p in tracks:
+                shutil.copy(p, out_dir / "music" / str(n) / p.name)
         seen = set()
         for p in photos:
             # The same picture at several resolutions (Elephants_3840x2160.jpg): keep one.
@@ -138,7 +142,8 @@ def generate_sources(out_dir: Path, seed: int = 0, tracks: int = 6, track_second
     (out_dir / "music").mkdir(parents=True, exist_ok=True)
     for i in range(tracks):
         wav = synth_track(rng, track_seconds, rate, style=i)
-        scipy.io.wavfile.write(out_dir / "music" / f"generated-track-{i + 1:02d}.wav", rate, wav)
+        (out_dir / "music" / "1").mkdir(exist_ok=True)
+        scipy.io.wavfile.write(out_dir / "music" / "1" / f"generated-track-{i + 1:02d}.wav", rate, wav)
     for t, theme in enumerate(themes):
         folder = out_dir / "photos" / theme
         folder.mkdir(parents=True, exist_ok=True)
@@ -208,12 +213,15 @@ def plan(sources: Path, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_query = cfg.queries_per_pair * len(cfg.themes)
     stride = cfg.clip_seconds + cfg.gap_seconds
     needed = cfg.start_s + (n_lib + n_query) * stride
-    music = sorted(p for p in (sources / "music").iterdir() if p.suffix.lower() in MUSIC_EXTENSIONS)
-    long_enough = [p for p in music if media.probe(p).duration >= needed]
-    if len(long_enough) < cfg.tracks:
-        raise RuntimeError(f"{sources / 'music'} has {len(long_enough)} tracks of at least {needed:.0f} s, "
-                           f"need {cfg.tracks}")
-    picked = [long_enough[i] for i in np.linspace(0, len(long_enough) - 1, cfg.tracks).round().astype(int)]
+    folders = sorted(p for p in (sources / "music").iterdir() if p.is_dir())
+    picked = []
+    for n, folder in enumerate(folders):  # an even share of the tracks from each music source
+        share = cfg.tracks // len(folders) + (n < cfg.tracks % len(folders))
+        music = sorted(p for p in folder.iterdir() if p.suffix.lower() in MUSIC_EXTENSIONS)
+        long_enough = [p for p in music if media.probe(p).duration >= needed]
+        if len(long_enough) < share:
+            raise RuntimeError(f"{folder} has {len(long_enough)} tracks of at least {needed:.0f} s, need {share}")
+        picked += [long_enough[i] for i in np.linspace(0, len(long_enough) - 1, share).round().astype(int)]
     lib_photos, query_photos = {}, {}
     for theme in cfg.themes:
         found = sorted(p for p in (sources / "photos" / theme).glob("*")

@@ -22,7 +22,7 @@ from vidsim.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-FEATURES_VERSION = 2  # bump when what a cached file holds changes (2: per-window audio rows)
+FEATURES_VERSION = 3  # bump when what a cached file holds changes (3: per-window audio rows + log-mel)
 
 
 def fingerprint(encoder: Encoder, audio_cfg: AudioConfig, extract_cfg: ExtractConfig) -> str:

@@ -42,7 +42,8 @@ def clip_input(audio: np.ndarray | None, visual: np.ndarray | None, modality: st
 
 def segment_input(audio_seconds: np.ndarray | None, frames: np.ndarray | None,
                   modality: str) -> np.ndarray | None:
-    """A single modality's per-second rows: (T, 136) audio windows or (T, D) frame embeddings."""
+    """A single modality's per-second rows: (T, 136 + 3 x mel bands) audio windows or (T, D) frame
+    embeddings."""
     if modality not in SINGLE:
         raise ValueError(f"{modality!r} has no per-second rows; use one of {', '.join(SINGLE)}")
     rows = audio_seconds if modality == "audio" else frames
@@ -89,7 +90,7 @@ class ClipFeatures:
 
     audio: np.ndarray | None  # (138,) float32 clip statistics
     frames: np.ndarray | None  # (T, D) float32, one L2-normalised row per sampled second
-    audio_seconds: np.ndarray | None = None  # (T, 136) float32, one row per mid-term window
+    audio_seconds: np.ndarray | None = None  # (T, 136 + 192) float32, one row per mid-term window
 
     @property
     def visual(self) -> np.ndarray | None:

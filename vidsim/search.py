@@ -84,6 +84,7 @@ class Library:
         self.default_k = self.search_cfg.k
         self.default_method = self.search_cfg.method
         self.default_weights = parse_weights(self.search_cfg.weights, {})
+        self.expansion = (self.search_cfg.expansion, self.search_cfg.expansion_mix)
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
@@ -290,7 +291,9 @@ class Library:
         rep = self._represent(q, space)
         if rep is None:
             raise self._missing(q, modality)
-        return space.rows, space.distances(rep)
+        skip = np.isin(space.rows, list(q.exclude)) if q.exclude else None
+        return space.rows, methods.expanded_distances(space, rep, methods.expansion_for(method, *self.expansion),
+                                                      skip)
 
     def _search(self, q: _Query, modality: str, k: int | None, score: str | None, method: str | None,
                 weights: str | dict | None) -> QueryResult:
@@ -328,7 +331,8 @@ class Library:
         for m in SINGLE:
             space = self.index.spaces.get(f"{method}.{m}")
             rep[m] = self._represent(q, space) if space is not None else None
-        probs = methods.single_probabilities(self.index.spaces, self.index.calibrations, n, method, rep, w)
+        probs = methods.single_probabilities(self.index.spaces, self.index.calibrations, n, method, rep, w,
+                                             methods.expansion_for(method, *self.expansion), q.exclude)
         if q.text is not None and self.has_text:
             w = {**w, "text": w.get("text", float(np.mean(list(w.values()))))}
             probs["text"] = self._text_probabilities(q.text)

@@ -36,7 +36,7 @@ def main() -> None:
               if (args.models / f"{m}.safetensors").exists()}
     manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search)}
     spaces = methods.build_spaces(features, models, text=bool(manifest["encoder"]["has_text"]))
-    calibrations = methods.calibrate(spaces, features.clips, search.k)
+    calibrations = methods.calibrate(spaces, features.clips, search.k, (search.expansion, search.expansion_mix))
     Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)
     log.info("index: %d clips, spaces %s", len(features.clips), ", ".join(spaces))
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")
