@@ -132,7 +132,7 @@ def test_weight_slider_method_and_more_like_this(app_in, project, built):
     at = app_in(project)
     at.radio(key="source").set_value("Pick a library clip").run()
     at.selectbox(key="library_clip").set_value("generated-track-01--nature-1.mp4").run()
-    assert any(c.value == "late fusion · audio 50% · visual 50%" for c in at.caption)
+    assert any(c.value == "late fusion · audio 40% · visual 60%" for c in at.caption)
     at.slider(key="audio_weight").set_value(1.0).run()
     assert not at.exception
     assert any(c.value == "late fusion · audio 100%" for c in at.caption)

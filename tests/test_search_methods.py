@@ -280,3 +280,20 @@ def test_cli_text_query_end_to_end(text_library, tmp_path):
     assert result["modality"] == "text" and result["query"] == TEXT
     assert result["hits"][0]["clip"] == lib.index.clips["clip"].iloc[2]
     assert result["hits"][0]["scores"] == {"text": pytest.approx(1.0)}
+
+
+def test_query_expansion_pulls_the_query_hits_neighbours_up_and_keeps_exact_matches_first():
+    # clip 0 = the query's exact copy, clip 1 close to it, clip 2 close to clip 1 but not to the query,
+    # clip 3 as far from the query as clip 2 but unlike clips 0 and 1
+    rows = [np.array([[1, 0, 0, 0]]), np.array([[0.9, 0.44, 0, 0]]), np.array([[0.5, 0.87, 0, 0]]),
+            np.array([[0.5, 0, 0.87, 0]])]
+    clips = [r.astype(np.float32) / np.linalg.norm(r) for r in rows]
+    space = SegmentSpace.build("visual", np.arange(4), np.arange(5), np.concatenate(clips), standardise=False,
+                               centre=False)
+    q = clips[0]
+    plain = space.distances(q)
+    assert plain[2] == pytest.approx(plain[3], abs=1e-3)
+    expanded = methods.expanded_distances(space, q, methods.Expansion(n=2, mix=0.5))
+    assert expanded[0] == 0.0 and expanded[2] < expanded[3]
+    assert np.argsort(expanded).tolist()[:2] == [0, 1]
+    assert methods.expansion_for("original", 2, 0.5) is None and methods.expansion_for("vidsim", 0, 0.5) is None

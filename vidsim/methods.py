@@ -33,6 +33,7 @@ DESCRIPTIONS = {
 FUSED = "audio_visual"
 TEXT_SPACE = "vidsim.text"  # frame embeddings in the encoder's space, for text queries
 LOO_SAMPLE = 300  # library clips used as leave-one-out queries when fitting calibrations
+EXACT = 1e-5  # a distance this small is an exact match (float rounding of 0)
 
 
 def check(method: str) -> str:
@@ -103,7 +104,9 @@ def expanded_distances(space: Space, rep: np.ndarray, expansion: Expansion | Non
     if len(top) == 0:
         return d0
     d1 = np.mean([space.distances(space.member(int(j))) for j in top], axis=0)
-    return (1.0 - expansion.mix) * d0 + expansion.mix * d1
+    mixed = (1.0 - expansion.mix) * d0 + expansion.mix * d1
+    # a clip that matches every query second exactly (the query itself, a copy) stays first
+    return np.where(d0 <= EXACT, 0.0, mixed)
 
 
 @dataclasses.dataclass(frozen=True)
