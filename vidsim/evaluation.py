@@ -57,11 +57,11 @@ def _judge(lib: Library, result: QueryResult, want: tuple[str, ...]) -> tuple[np
     return rel, np.array([h.probability for h in result.hits])
 
 
-def held_out(lib: Library, queries: Features, method: str, weights: dict | None = None
-             ) -> dict[str, dict[str, float]]:
-    """Each labelled query clip against the library, per modality of the method."""
+def held_out(lib: Library, queries: Features, method: str, weights: dict | None = None,
+             modalities: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Each labelled query clip against the library, per modality of the method (or those given)."""
     out = {}
-    for modality in lib.modalities_of(method):
+    for modality in modalities or lib.modalities_of(method):
         rankings = []
         for i, row in queries.clips.iterrows():
             want = _label(row, modality)
@@ -103,24 +103,10 @@ def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps:
     rows = []
     for w in tqdm(np.linspace(0, 1, steps), desc="fusion weights", unit="weight", leave=False):
         weights = {"audio": float(w), "visual": float(1 - w)}
-        m = held_out_fused(lib, queries, method, weights)
+        m = held_out(lib, queries, method, weights, ["audio_visual"]).get("audio_visual")
         if m:
             rows.append({"audio_weight": round(float(w), 2), **{k: m[k] for k in ("recall@1", "mAP")}})
     return pd.DataFrame(rows)
-
-
-def held_out_fused(lib: Library, queries: Features, method: str, weights: dict) -> dict[str, float]:
-    rankings = []
-    for i, row in queries.clips.iterrows():
-        want = _label(row, "audio_visual")
-        if want is None:
-            continue
-        try:
-            result = lib.rank_all(queries.clip(i), "audio_visual", method, weights)
-        except ValueError:
-            continue
-        rankings.append(_judge(lib, result, want))
-    return summarise(rankings, lib.default_k)
 
 
 def metrics_table(metrics_dir: str | os.PathLike) -> pd.DataFrame:

@@ -86,6 +86,14 @@ def relevance(clips: pd.DataFrame, a: np.ndarray, b: np.ndarray, modality: str) 
     return (labels[a][:, None] == labels[b][None, :]) & known[a][:, None] & known[b][None, :]
 
 
+@dataclasses.dataclass(frozen=True)
+class Expansion:
+    """Average query expansion settings (`search.expansion`, `search.expansion_mix`)."""
+
+    n: int = 2
+    mix: float = 0.5
+
+
 def expanded_distances(space: Space, rep: np.ndarray, expansion: Expansion | None,
                        skip: np.ndarray | None = None) -> np.ndarray:
     """Distances from a query to every clip of the space, with average query expansion: the
@@ -107,14 +115,6 @@ def expanded_distances(space: Space, rep: np.ndarray, expansion: Expansion | Non
     mixed = (1.0 - expansion.mix) * d0 + expansion.mix * d1
     # a clip that matches every query second exactly (the query itself, a copy) stays first
     return np.where(d0 <= EXACT, 0.0, mixed)
-
-
-@dataclasses.dataclass(frozen=True)
-class Expansion:
-    """Average query expansion settings (`search.expansion`, `search.expansion_mix`)."""
-
-    n: int = 2
-    mix: float = 0.5
 
 
 def expansion_for(method: str, n: int, mix: float) -> Expansion | None:
