@@ -108,7 +108,8 @@ def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/
     enc = lib.encoder_info
     report = {
         "clips": len(lib.index.clips),
-        "per_modality": {m: len(lib.index.space("raw", m).rows) for m in ("audio", "visual")},
+        "per_modality": {m: len(lib.index.spaces[f"raw.{m}"].rows) for m in ("audio", "visual")
+                         if f"raw.{m}" in lib.index.spaces},
         "failed": failed[["clip", "reason"]].to_dict("records") if len(failed) else [],
         "encoder": {"model": enc.model, "weights": enc.weights, "dim": enc.dim,
                     "text_queries": enc.has_text},
