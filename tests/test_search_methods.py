@@ -297,3 +297,14 @@ def test_query_expansion_pulls_the_query_hits_neighbours_up_and_keeps_exact_matc
     assert expanded[0] == 0.0 and expanded[2] < expanded[3]
     assert np.argsort(expanded).tolist()[:2] == [0, 1]
     assert methods.expansion_for("original", 2, 0.5) is None and methods.expansion_for("vidsim", 0, 0.5) is None
+
+
+def test_search_all_leaves_out_an_uploads_exact_copies(library):
+    lib, queries = library
+    feats = queries.clip(0)  # track 0, theme 0: library clips 0-2 are its nearest
+    first = lib.search_all(feats=feats, k=3)["audio_visual"].hits[0].clip
+    sha = lib.clip_info(first)["sha256"]  # as if the upload had the same bytes as that clip
+    out = lib.search_all(feats=feats, k=3, exclude_self=True, sha256=sha)
+    assert all(first not in [h.clip for h in r.hits] for r in out.values())
+    kept = lib.search_all(feats=feats, k=3, exclude_self=False, sha256=sha)
+    assert kept["audio_visual"].hits[0].clip == first

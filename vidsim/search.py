@@ -186,17 +186,21 @@ class Library:
 
     def search_all(self, feats: ClipFeatures | None = None, clip: str | None = None, k: int | None = None,
                    score: str | None = None, method: str | None = None, weights: str | dict | None = None,
-                   exclude_self: bool = False, text: str | None = None) -> dict[str, QueryResult | str]:
+                   exclude_self: bool = False, text: str | None = None, sha256: str | None = None
+                   ) -> dict[str, QueryResult | str]:
         """Results for every modality of the method (the app's columns), plus a `text` column for a
         text query; a modality the query lacks gets a message instead.
 
         A text given with a clip also joins the audio-visual late fusion (weight `text`, by
-        default the mean of the other weights)."""
+        default the mean of the other weights). With `exclude_self`, the library clip given (or
+        the clips whose bytes hash to `sha256`, an upload's) are left out."""
         method = methods.check(method or self.default_method)
         row, exclude = None, frozenset()
         if clip is not None:
             row = self.row_of(clip)
-            exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
+            sha256 = self.index.clips["sha256"].iloc[row]
+        if exclude_self and sha256:
+            exclude = self.rows_with_sha(sha256)
         q = _Query(feats=feats, row=row, exclude=exclude, text=self.embed_text(text) if text else None)
         out: dict[str, QueryResult | str] = {}
         if feats is not None or row is not None:

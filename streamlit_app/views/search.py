@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 from common import library_or_stop, plain, show_video
 from components.latent import latent_figure
@@ -53,7 +55,8 @@ if source == "Upload a clip":
             st.session_state.pop("query", None)
             st.error(str(exc))
         else:
-            st.session_state["query"] = {"name": upload.name, "video": upload.getvalue(), "feats": feats}
+            st.session_state["query"] = {"name": upload.name, "video": upload.getvalue(), "feats": feats,
+                                         "sha256": hashlib.sha256(upload.getvalue()).hexdigest()}
         st.session_state["query_id"] = upload.file_id
 else:
     clips = lib.index.clips["clip"].tolist()
@@ -79,7 +82,8 @@ if query or text:
     try:
         results = lib.search_all(feats=query.get("feats") if query else None,
                                  clip=query.get("clip") if query else None, k=k, method=method,
-                                 weights=weights, exclude_self=exclude_self, text=text or None)
+                                 weights=weights, exclude_self=exclude_self, text=text or None,
+                                 sha256=query.get("sha256") if query else None)
     except ValueError as exc:
         st.error(plain(str(exc)))
 if results:
