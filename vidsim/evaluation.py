@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,45 +58,42 @@ def _judge(lib: Library, result: QueryResult, want: tuple[str, ...]) -> tuple[np
     return rel, np.array([h.probability for h in result.hits])
 
 
-def held_out(lib: Library, queries: Features, method: str, weights: dict | None = None,
-             modalities: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """Each labelled query clip against the library, per modality of the method (or those given)."""
+def _per_modality(lib: Library, modalities: list[str], labelled: list[pd.Series],
+                  rank: Callable[[int, str], QueryResult]) -> dict[str, dict[str, float]]:
+    """Metrics per modality over labelled queries; rank(i, modality) ranks query i (ValueError
+    when the query lacks the modality, which then leaves it out)."""
     out = {}
-    for modality in modalities or lib.modalities_of(method):
+    for modality in modalities:
         rankings = []
-        for i, row in queries.clips.iterrows():
+        for i, row in enumerate(labelled):
             want = _label(row, modality)
             if want is None:
                 continue
             try:
-                result = lib.rank_all(queries.clip(i), modality, method, weights)
-            except ValueError:  # the query lacks the modality
-                continue
-            rankings.append(_judge(lib, result, want))
-        if metrics := summarise(rankings, lib.default_k):
-            out[modality] = metrics
-    return out
-
-
-def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[str, dict[str, float]]:
-    """Each labelled library clip (up to `sample`, evenly spread) against the rest of the library."""
-    clips = lib.index.clips
-    picks = np.unique(np.linspace(0, len(clips) - 1, min(sample, len(clips))).round().astype(int))
-    out = {}
-    for modality in lib.modalities_of(method):
-        rankings = []
-        for j in picks:
-            want = _label(clips.iloc[j], modality)
-            if want is None:
-                continue
-            try:
-                result = lib.rank_clip(clips["clip"].iloc[j], modality, method)
+                result = rank(i, modality)
             except ValueError:
                 continue
             rankings.append(_judge(lib, result, want))
         if metrics := summarise(rankings, lib.default_k):
             out[modality] = metrics
     return out
+
+
+def held_out(lib: Library, queries: Features, method: str, weights: dict | None = None,
+             modalities: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Each labelled query clip against the library, per modality of the method (or those given)."""
+    rows = [row for _, row in queries.clips.iterrows()]
+    return _per_modality(lib, modalities or lib.modalities_of(method), rows,
+                         lambda i, m: lib.rank_all(queries.clip(i), m, method, weights))
+
+
+def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[str, dict[str, float]]:
+    """Each labelled library clip (up to `sample`, evenly spread) against the rest of the library."""
+    clips = lib.index.clips
+    picks = np.unique(np.linspace(0, len(clips) - 1, min(sample, len(clips))).round().astype(int))
+    rows = [clips.iloc[j] for j in picks]
+    return _per_modality(lib, lib.modalities_of(method), rows,
+                         lambda i, m: lib.rank_clip(rows[i]["clip"], m, method))
 
 
 def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps: int = 11) -> pd.DataFrame:

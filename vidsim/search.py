@@ -51,9 +51,6 @@ class QueryResult:
     latent: np.ndarray | None  # (L,) the query in the original's latent space, for the plots
     weights: dict[str, float] = dataclasses.field(default_factory=dict)  # late fusion only
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame([dataclasses.asdict(h) for h in self.hits])
-
     def to_dict(self) -> dict:
         return {"modality": self.modality, "method": self.method, "weights": self.weights,
                 "hits": [dataclasses.asdict(h) for h in self.hits]}
@@ -159,10 +156,8 @@ class Library:
             text: a description that joins the audio-visual late fusion (weight `text`).
         """
         check(modality)
-        t = self.embed_text(text) if text else None
-        feats = self.featurize(path)
-        exclude = self.rows_with_sha(file_sha256(path)) if exclude_duplicates else frozenset()
-        return self._search(_Query(feats=feats, exclude=exclude, text=t), modality, k, score, method, weights)
+        q = self._query(sha256=file_sha256(path), exclude_self=exclude_duplicates, text=text)  # text checked first
+        return self._search(dataclasses.replace(q, feats=self.featurize(path)), modality, k, score, method, weights)
 
     def query_features(self, feats: ClipFeatures, modality: str, k: int | None = None,
                        score: str | None = None, method: str | None = None,
@@ -179,10 +174,8 @@ class Library:
                 otherwise it is its own first hit.
             text: a description that joins the audio-visual late fusion (weight `text`).
         """
-        row = self.row_of(clip)
-        exclude = self.rows_with_sha(self.index.clips["sha256"].iloc[row]) if exclude_self else frozenset()
-        t = self.embed_text(text) if text else None
-        return self._search(_Query(row=row, exclude=exclude, text=t), modality, k, score, method, weights)
+        q = self._query(clip=clip, exclude_self=exclude_self, text=text)
+        return self._search(q, modality, k, score, method, weights)
 
     def search_all(self, feats: ClipFeatures | None = None, clip: str | None = None, k: int | None = None,
                    score: str | None = None, method: str | None = None, weights: str | dict | None = None,
@@ -195,15 +188,9 @@ class Library:
         default the mean of the other weights). With `exclude_self`, the library clip given (or
         the clips whose bytes hash to `sha256`, an upload's) are left out."""
         method = methods.check(method or self.default_method)
-        row, exclude = None, frozenset()
-        if clip is not None:
-            row = self.row_of(clip)
-            sha256 = self.index.clips["sha256"].iloc[row]
-        if exclude_self and sha256:
-            exclude = self.rows_with_sha(sha256)
-        q = _Query(feats=feats, row=row, exclude=exclude, text=self.embed_text(text) if text else None)
+        q = self._query(feats=feats, clip=clip, sha256=sha256, exclude_self=exclude_self, text=text)
         out: dict[str, QueryResult | str] = {}
-        if feats is not None or row is not None:
+        if q.feats is not None or q.row is not None:
             for m in self.modalities_of(method):
                 try:
                     out[m] = self._search(q, m, k, score, method, weights)
@@ -240,9 +227,7 @@ class Library:
         return p
 
     def _text_search(self, q: _Query, k: int | None) -> QueryResult:
-        k = self.default_k if k is None else k
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        k = self._k(k)
         p = self._text_probabilities(q.text)
         p[list(q.exclude)] = -1.0
         order = np.argsort(-p, kind="stable")[:min(k, len(p) - len(q.exclude))]
@@ -262,6 +247,24 @@ class Library:
                             len(self.index.clips), None, method, weights)
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _query(self, feats: ClipFeatures | None = None, clip: str | None = None, sha256: str | None = None,
+               exclude_self: bool = False, text: str | None = None) -> _Query:
+        """A query from new features or a library clip (whose own hash is used), plus an optional text.
+
+        With `exclude_self`, every library clip with the query's bytes (sha256) is left out."""
+        row = None
+        if clip is not None:
+            row = self.row_of(clip)
+            sha256 = self.index.clips["sha256"].iloc[row]
+        exclude = self.rows_with_sha(sha256) if exclude_self and sha256 else frozenset()
+        return _Query(feats=feats, row=row, exclude=exclude, text=self.embed_text(text) if text else None)
+
+    def _k(self, k: int | None) -> int:
+        k = self.default_k if k is None else k
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        return k
 
     def row_of(self, clip: str) -> int:
         match = np.flatnonzero(self.index.clips["clip"].to_numpy() == clip)
@@ -306,9 +309,7 @@ class Library:
         if modality not in self.modalities_of(method):
             raise ValueError(f"no {modality} index for method {method}; "
                              f"available: {', '.join(self.modalities_of(method))}")
-        k = self.default_k if k is None else k
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
+        k = self._k(k)
         score = score or methods.DEFAULT_SCORE[method]
         if score not in SCORES:
             raise ValueError(f"unknown score {score!r}; use one of {', '.join(SCORES)}")
