@@ -12,6 +12,16 @@ import yaml
 from tests.helpers import ROOT, make_clip, run
 
 
+@pytest.fixture(scope="session", autouse=True)
+def encoder_cache(tmp_path_factory) -> Path:
+    """Encoder exports of this test session (and of the pipelines it runs) in a fresh folder."""
+    path = tmp_path_factory.mktemp("vidsim-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VIDSIM_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("clips")

@@ -83,3 +83,48 @@ def test_clip_featurize_audio_rows_are_pyaudioanalysis_and_log_mel(tmp_path, ton
     np.testing.assert_allclose(feats.audio_seconds[:, :136].mean(axis=0), feats.audio[:136], rtol=1e-5)
     off = featurize(info, tmp_path / "a.wav", None, AudioConfig(mel_bands=0), ExtractConfig())
     assert off.audio_seconds.shape == (3, 136)
+
+
+def _music(seconds: float = 4.0, rate: int = 44100) -> np.ndarray:
+    """A chord with a beat and some noise: every feature has something to measure."""
+    rng = np.random.default_rng(3)
+    t = np.arange(int(seconds * rate)) / rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6, 1760.0))
+    beat = (np.sin(2 * np.pi * 2 * t) > 0.9) * rng.normal(0, 1.0, len(t))
+    x = 0.2 * chord + 0.3 * beat + 0.02 * rng.normal(size=len(t))
+    return (x / np.abs(x).max() * 20000).astype(np.int16)
+
+
+def test_memoised_chroma_keeps_pyaudioanalysis_values_exactly():
+    """The adapter memoises pyAudioAnalysis' chroma set-up; its 138 values and windows stay the same."""
+    from pyAudioAnalysis import ShortTermFeatures
+
+    signal, cfg = _music(), AudioConfig()
+    memo_vec, memo_windows, _ = audio_analysis(signal, 44100, cfg)
+    cached = ShortTermFeatures.chroma_features_init
+    assert hasattr(cached, "__wrapped__")
+    ShortTermFeatures.chroma_features_init = cached.__wrapped__  # pyAudioAnalysis' own function
+    try:
+        vec, windows, _ = audio_analysis(signal, 44100, cfg)
+    finally:
+        ShortTermFeatures.chroma_features_init = cached
+    np.testing.assert_array_equal(memo_vec, vec)
+    np.testing.assert_array_equal(memo_windows, windows)
+
+
+def test_log_mel_is_librosas():
+    """The NumPy log-mel (no librosa import on the query path) equals librosa's melspectrogram."""
+    import librosa
+
+    from vidsim.features import mel
+
+    signal, rate = _music(), 44100
+    np.testing.assert_allclose(mel.filterbank(rate, mel.N_FFT, 64, mel.FMIN),
+                               librosa.filters.mel(sr=rate, n_fft=mel.N_FFT, n_mels=64, fmin=mel.FMIN),
+                               atol=1e-7)
+    power = librosa.feature.melspectrogram(y=signal.astype(np.float32) / 32768.0, sr=rate, n_fft=mel.N_FFT,
+                                           hop_length=mel.HOP, n_mels=64, fmin=mel.FMIN, center=True)
+    ref = librosa.power_to_db(power, ref=1.0, top_db=None)
+    ours = mel.log_mel(signal, rate, 64)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, atol=0.02)  # dB

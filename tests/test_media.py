@@ -65,3 +65,23 @@ def test_playlist_formats_are_refused(tmp_path):
 def test_duration_limit(clips):
     with pytest.raises(media.MediaError, match="over the 2 s duration limit"):
         media.probe(clips["av5"], ExtractConfig(max_duration_s=2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fps", [25, 30000 / 1001])
+def test_each_sampled_frame_is_within_half_a_second_of_its_mark(tmp_path, fps):
+    """1 fps sampling keeps one frame per second, each shown within 0.5 s of second k."""
+    import ffmpeg
+
+    # every frame is a little brighter than the one before: brightness tells the frame's time
+    src = ffmpeg.input(f"color=c=black:s=64x64:r={fps}:d=10", f="lavfi").filter("geq", lum="20*T", cb=128, cr=128)
+    path = tmp_path / "clock.mp4"
+    media.run_graph(ffmpeg.output(src, str(path), vcodec="libx264", preset="ultrafast", qp=0, g=250, bf=3,
+                                  pix_fmt="yuv420p").overwrite_output(), 60, path)
+    info = media.probe(path)
+    every = np.array([f.astype(float).mean() for f in media.iter_frames(info, 32, ExtractConfig(frame_rate=fps))])
+    assert len(every) == round(10 * fps)
+    sampled = np.array([f.astype(float).mean() for f in media.iter_frames(info, size=32)])
+    assert len(sampled) == 10
+    shown_at = np.array([np.abs(every - b).argmin() / fps for b in sampled])  # seconds
+    assert np.all(np.abs(shown_at - np.arange(10)) <= 0.5), shown_at

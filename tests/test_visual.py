@@ -1,7 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from vidsim import encoder as encoders
 from vidsim.config import EncoderConfig
 from vidsim.features import visual
 
@@ -38,12 +41,74 @@ def test_lite0_key_rename():
 def test_missing_checkpoint_falls_back_and_says_so(caplog, tmp_path):
     cfg = EncoderConfig(model="ViT-B-32", pretrained=str(tmp_path / "nope.pt"))
     with caplog.at_level("WARNING"):
-        _, _, info = visual.create_encoder_from_config(cfg)
-    assert info.model == "efficientnet-lite0"
+        enc = encoders.load_from_config(cfg)
+    assert enc.info.model == "efficientnet-lite0"
     assert "nope.pt not found" in caplog.text
 
 
 def test_missing_checkpoint_without_fallback_raises(tmp_path):
     cfg = EncoderConfig(model="ViT-B-32", pretrained=str(tmp_path / "nope.pt"), fallback_model="")
-    with pytest.raises(visual.EncoderUnavailable, match="not found"):
-        visual.create_encoder_from_config(cfg)
+    with pytest.raises(encoders.EncoderUnavailable, match="not found"):
+        encoders.load_from_config(cfg)
+
+
+def _photos(n: int, size: int) -> np.ndarray:
+    """Smooth images with edges (closer to video frames than noise), (n, size, size, 3) uint8."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        a, b, c = rng.uniform(0.5, 6, 3)
+        img = np.stack([np.sin(a * xx * 6 + b), np.cos(b * yy * 5 + c), np.sin(c * (xx + yy) * 4)], axis=-1)
+        img[(xx - rng.uniform()) ** 2 + (yy - rng.uniform()) ** 2 < 0.05] = rng.uniform(-1, 1, 3)
+        out.append(((img + 1) * 127.5).astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("model,pretrained", [
+    ("tiny-test", "random"), pytest.param("efficientnet-lite0", "package", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_exported_encoder_matches_torch(model, pretrained, precision):
+    """ONNX Runtime (fp32 and int8 matrix products) gives torch's embeddings within cosine 0.995."""
+    enc = encoders.load(model, pretrained, precision, batch_size=3)
+    torch_model, preprocess, info = visual.create_encoder(model, pretrained)
+    frames = _photos(7, info.image_size)
+    ours, ref = enc.embed(frames), visual.embed_frames(torch_model, preprocess, frames)
+    assert ours.shape == ref.shape == (7, info.dim) and ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-4)
+    cos = (ours * ref).sum(axis=1)
+    assert cos.min() >= (0.99999 if precision == "fp32" else 0.995), cos
+    assert enc.info == dataclasses.replace(info, precision=precision)
+
+
+def test_export_is_cached_and_checked(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VIDSIM_CACHE", str(tmp_path))
+    first = encoders.load("tiny-test", "random", "fp32")
+    entry = next((tmp_path / "encoders").iterdir())
+    frames = _photos(2, first.info.image_size)
+
+    def no_export(*args):
+        raise AssertionError("exported again")
+
+    with monkeypatch.context() as m:
+        m.setattr(visual, "create_encoder", no_export)
+        np.testing.assert_array_equal(encoders.load("tiny-test", "random", "fp32").embed(frames),
+                                      first.embed(frames))
+    onnx = entry / "encoder.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-100] ^= 0xFF  # same size, other bytes
+    onnx.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again = encoders.load("tiny-test", "random", "fp32")
+    assert "does not match its recorded hash" in caplog.text
+    np.testing.assert_array_equal(again.embed(frames), first.embed(frames))
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(encoders, "cpu_flags", lambda: frozenset({"avx2", "avx512_vnni"}))
+    assert encoders.resolve_precision("auto") == "int8"
+    monkeypatch.setattr(encoders, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert encoders.resolve_precision("auto") == "fp32"
+    assert encoders.resolve_precision("int8") == "int8"
+    with pytest.raises(ValueError, match="unknown encoder precision 'fp16'"):
+        encoders.resolve_precision("fp16")

@@ -14,7 +14,6 @@ import dataclasses
 import logging
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from vidsim.scores import ps_kernel
 
@@ -63,6 +62,8 @@ def fit(distances: np.ndarray, relevant: np.ndarray | None, k: int) -> Calibrati
     if y.all() or not y.any():
         log.warning("labels do not separate any pair: kernel probabilities instead of a fitted one")
         return Calibration("kernel", scale=scale, prior=float(y.mean()) if y.size else 0.5)
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - only when fitting
+
     model = LogisticRegression(C=100.0).fit(d[:, None], y)
     return Calibration("logistic", a=float(model.intercept_[0]), b=float(model.coef_[0, 0]), scale=scale,
                        prior=float(y.mean()))

@@ -40,7 +40,7 @@ class AudioConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
-    """Which image encoder embeds the frames (see vidsim.encoders)."""
+    """Which image encoder embeds the frames (see vidsim.encoder)."""
 
     model: str = "ViT-B-32"
     pretrained: str = "openai"  # open_clip tag, local checkpoint path, or "package" for the fallback
@@ -48,6 +48,7 @@ class EncoderConfig:
     fallback_pretrained: str = "package"
     batch_size: int = 16
     device: str = "cpu"
+    precision: str = "auto"  # fp32 | int8 (matrix products) | auto: int8 where the CPU has VNNI
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,13 +16,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from vidsim import media
-from vidsim.clip import ClipFeatures, Encoder, featurize
+from vidsim.clip import ClipFeatures, featurize
 from vidsim.config import AudioConfig, ExtractConfig
+from vidsim.encoder import Encoder
 from vidsim.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-FEATURES_VERSION = 3  # bump when what a cached file holds changes (3: per-window audio rows + log-mel)
+FEATURES_VERSION = 4  # bump when what a cached file holds changes (4: frames embedded by ONNX Runtime)
 
 
 def fingerprint(encoder: Encoder, audio_cfg: AudioConfig, extract_cfg: ExtractConfig) -> str:

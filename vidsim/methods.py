@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from vidsim import calibration, vae
+from vidsim import calibration
 from vidsim.dataset import Features
 from vidsim.modalities import MODALITIES, RELEVANCE, SINGLE
-from vidsim.spaces import LatentSpace, SegmentSpace, Space, VectorSpace
+from vidsim.spaces import LatentSpace, Normaliser, SegmentSpace, Space, VectorSpace
+
+if TYPE_CHECKING:
+    from vidsim.vae import VAE
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def late_fused(method: str) -> bool:
     return method == "vidsim"
 
 
-def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normaliser]],
+def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]],
                  text: bool = False) -> dict[str, Space]:
     """Every method's spaces over the library's features ("<method>.<modality>" keys).
 
@@ -60,6 +64,8 @@ def build_spaces(features: Features, models: dict[str, tuple[vae.VAE, vae.Normal
             continue
         spaces[f"raw.{modality}"] = VectorSpace.build(modality, rows, x)
         if modality in models:
+            from vidsim import vae  # noqa: PLC0415 - torch only where the original's VAEs are used
+
             model, norm = models[modality]
             spaces[f"original.{modality}"] = LatentSpace(modality, rows, vae.encode(model, norm, x), model, norm)
     for modality in SINGLE:

@@ -5,18 +5,20 @@ tests, so the query path is the batch path."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vidsim import methods, vae
-from vidsim.clip import ClipFeatures, Encoder, StepCallback, extract_and_featurize
+from vidsim import encoder as encoders
+from vidsim import methods
+from vidsim.clip import ClipFeatures, StepCallback, extract_and_featurize
 from vidsim.config import AudioConfig, ExtractConfig, SearchConfig, from_dict
-from vidsim.features import visual
 from vidsim.index import Index
 from vidsim.integrity import IntegrityError, verify_outputs
 from vidsim.io import file_sha256, read_status
@@ -48,8 +50,14 @@ class QueryResult:
     modality: str
     method: str
     hits: list[Hit]
-    latent: np.ndarray | None  # (L,) the query in the original's latent space, for the plots
+    place: Callable[[], np.ndarray | None] | None = dataclasses.field(default=None, repr=False)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)  # late fusion only
+
+    @cached_property
+    def latent(self) -> np.ndarray | None:
+        """(L,) the query in the original's latent space, for the plots. Computed when first asked
+        for: it needs the original's VAE, and so torch, which a CLI query otherwise never loads."""
+        return self.place() if self.place is not None else None
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "method": self.method, "weights": self.weights,
@@ -76,7 +84,7 @@ class Library:
         m = index.manifest
         self.audio_cfg = from_dict(AudioConfig, m["audio"])
         self.extract_cfg = from_dict(ExtractConfig, m["extract"])
-        self.encoder_info = visual.EncoderInfo(**m["encoder"])
+        self.encoder_info = encoders.EncoderInfo(**m["encoder"])
         self.search_cfg = from_dict(SearchConfig, m["search"])
         self.default_k = self.search_cfg.k
         self.default_method = self.search_cfg.method
@@ -104,8 +112,10 @@ class Library:
             raise IntegrityError(f"{index_dir} is not a readable index ({type(exc).__name__}): "
                                  "rebuild it with `dvc repro`") from None
         for space in index.spaces.values():
-            if isinstance(space, LatentSpace):
-                space.model, space.norm = load_model(models_dir, space.modality)
+            if isinstance(space, LatentSpace):  # the original's VAEs load (with torch) on first use
+                if not (models_dir / f"{space.modality}.safetensors").exists():
+                    raise NotBuilt(f"model {models_dir / space.modality}.safetensors is missing: run `dvc repro`")
+                space.loader = functools.partial(load_model, models_dir, space.modality)
         return cls(index, index_dir)
 
     # --- what the library offers ---------------------------------------------------------------
@@ -126,11 +136,16 @@ class Library:
         return self.modalities_of()
 
     @cached_property
-    def encoder(self) -> Encoder:
+    def encoder(self) -> encoders.Encoder:
         """The image encoder the library was built with (loaded on first use)."""
-        info = self.encoder_info
-        model, preprocess, _ = visual.create_encoder(info.model, info.pretrained)
-        return Encoder(model, preprocess, info)
+        return encoders.load_info(self.encoder_info)
+
+    @cached_property
+    def text_model(self):
+        """The open_clip model in torch, for text queries only (loaded on first use)."""
+        from vidsim.features import visual  # noqa: PLC0415 - torch and open_clip only for text
+
+        return visual.create_encoder(self.encoder_info.model, self.encoder_info.pretrained)[0]
 
     def featurize(self, path: str | os.PathLike, on_step: StepCallback | None = None) -> ClipFeatures:
         """Extract and featurize one video exactly as the pipeline does, in a private temp dir.
@@ -215,7 +230,9 @@ class Library:
         if not self.has_text:
             raise ValueError(f"text queries need an encoder with a CLIP text tower; this library was built "
                              f"with {self.encoder_info.model} ({self.encoder_info.weights}), image-only")
-        return visual.embed_text(self.encoder.model, self.encoder_info.model, text.strip())
+        from vidsim.features import visual  # noqa: PLC0415
+
+        return visual.embed_text(self.text_model, self.encoder_info.model, text.strip())
 
     def _text_probabilities(self, t: np.ndarray) -> np.ndarray:
         """(N,) how well each clip's best frame fits the text, relative to the best clip:
@@ -223,7 +240,9 @@ class Library:
         space = self.index.spaces[methods.TEXT_SPACE]
         sims = space.similarities(t[None, :])
         p = np.zeros(len(self.index.clips))
-        p[space.rows] = np.exp(visual.logit_scale(self.encoder.model) * (sims - sims.max()))
+        from vidsim.features import visual  # noqa: PLC0415
+
+        p[space.rows] = np.exp(visual.logit_scale(self.text_model) * (sims - sims.max()))
         return p
 
     def _text_search(self, q: _Query, k: int | None) -> QueryResult:
@@ -313,7 +332,7 @@ class Library:
         score = score or methods.DEFAULT_SCORE[method]
         if score not in SCORES:
             raise ValueError(f"unknown score {score!r}; use one of {', '.join(SCORES)}")
-        latent = self._latent(q, modality)
+        latent = functools.partial(self._latent, q, modality)
         if modality == methods.FUSED and methods.late_fused(method):
             return self._fused(q, method, k, weights, latent)
         rows, dist = self._distances(q, method, modality)
@@ -329,7 +348,7 @@ class Library:
                            latent)
 
     def _fused(self, q: _Query, method: str, k: int, weights: str | dict | None,
-               latent: np.ndarray | None) -> QueryResult:
+               latent: Callable[[], np.ndarray | None]) -> QueryResult:
         w = parse_weights(weights, self.default_weights)
         n = len(self.index.clips)
         rep = {}
@@ -391,8 +410,11 @@ class Library:
         return read_status(path) if path.exists() else pd.DataFrame()
 
 
-def load_model(models_dir: Path, modality: str) -> tuple[vae.VAE, vae.Normaliser]:
-    """The original's VAE of a modality, refusing anything that is not a readable checkpoint."""
+def load_model(models_dir: Path, modality: str):
+    """The original's VAE of a modality and its normaliser, refusing anything that is not a
+    readable checkpoint."""
+    from vidsim import vae  # noqa: PLC0415 - torch only for the original's method
+
     path = models_dir / f"{modality}.safetensors"
     if not path.exists():
         raise NotBuilt(f"model {path} is missing: run `dvc repro`")

@@ -12,11 +12,31 @@ Three kinds, one per search method (see `vidsim.methods`):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vidsim import vae
 from vidsim.modalities import ClipFeatures
+
+if TYPE_CHECKING:
+    from vidsim.vae import VAE
+
+
+@dataclasses.dataclass
+class Normaliser:
+    """Standardisation learned on the library, saved with the model."""
+
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Normaliser:
+        std = x.std(axis=0)
+        return cls(x.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -35,7 +55,7 @@ class VectorSpace:
 
     @classmethod
     def build(cls, modality: str, rows: np.ndarray, x: np.ndarray) -> VectorSpace:
-        norm = vae.Normaliser.fit(x)
+        norm = Normaliser.fit(x)
         return cls(modality, rows, norm(x), norm.mean, norm.std)
 
     def query(self, feats: ClipFeatures) -> np.ndarray | None:
@@ -59,11 +79,16 @@ class LatentSpace:
     modality: str
     rows: np.ndarray  # (M,)
     latents: np.ndarray  # (M, L) float32
-    model: vae.VAE | None = None  # needed to place a new query
-    norm: vae.Normaliser | None = None
+    model: VAE | None = None  # needed to place a new query
+    norm: Normaliser | None = None
+    loader: Callable[[], tuple[VAE, Normaliser]] | None = None  # loads model and norm on first use
 
     def query(self, feats: ClipFeatures) -> np.ndarray | None:
+        from vidsim import vae  # noqa: PLC0415 - torch only for the original's method
+
         x = feats.vector(self.modality)
+        if x is not None and self.model is None and self.loader is not None:
+            self.model, self.norm = self.loader()
         if x is None or self.model is None or self.norm is None:
             return None
         return vae.encode(self.model, self.norm, x)[0]

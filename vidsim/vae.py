@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from vidsim.config import VAEConfig
 from vidsim.io import atomic_path
+from vidsim.spaces import Normaliser
 
 
 class VAE(nn.Module):
@@ -41,22 +41,6 @@ def vae_loss(x, recon, mu, logvar, beta: float = 1.0) -> tuple[torch.Tensor, tor
     rec = ((recon - x) ** 2).sum(dim=1).mean()
     kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)).mean()
     return rec, beta * kl
-
-
-@dataclasses.dataclass
-class Normaliser:
-    """Standardisation learned on the library, saved with the model."""
-
-    mean: np.ndarray  # (D,)
-    std: np.ndarray  # (D,)
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> Normaliser:
-        std = x.std(axis=0)
-        return cls(x.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
 
 
 def train_vae(x: np.ndarray, cfg: VAEConfig, seed: int, progress: bool = True

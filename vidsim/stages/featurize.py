@@ -9,9 +9,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from vidsim.clip import load_encoder
 from vidsim.config import AudioConfig, ExtractConfig, encoder_config, from_dict, load_params
 from vidsim.dataset import stack
+from vidsim.encoder import load_from_config
 from vidsim.features.audio import feature_names
 from vidsim.featurization import featurize_library
 from vidsim.io import atomic_path, read_status, write_json
@@ -28,7 +28,7 @@ def main() -> None:
     section = params["featurize"]
     audio_cfg = from_dict(AudioConfig, section.get("audio"))
     extract_cfg = from_dict(ExtractConfig, params.get("extract"))
-    encoder = load_encoder(encoder_config(section.get("encoder")))
+    encoder = load_from_config(encoder_config(section.get("encoder")))
     status = read_status(args.extracted / "status.csv")
     status, feats = featurize_library(status, args.extracted, args.out / "cache", encoder,
                                       audio_cfg, extract_cfg)
