@@ -1,117 +1,244 @@
-"""Benchmark: index the library again (in a scratch folder) and time each stage, then time queries.
+"""Benchmark: how fast one clip is indexed, against a naive script, and how fast queries answer.
 
-Run after `make demo`: `python -m vidsim.bench` (or `make bench`). Prints seconds per minute of
-video and clips per hour per stage, and the median latency of a 30 s query clip.
+Run after `make demo`: `python -m vidsim.bench` (or `make bench`). It prints
+
+1. one 3-minute 1280x720 30 fps H.264/AAC clip (~4 Mb/s, rendered once from the demo's sources
+   into data/bench/) through vidsim's per-clip path and through the naive reference path below,
+   each in a fresh process (the one-time model load reported apart), alternating the two, median
+   of `--repeats`, for ViT-B-32 (random init: the same work as the real weights) and for
+   EfficientNet-Lite0: wall and CPU seconds, peak memory, real-time factor, ratio to naive;
+2. the demo library's extract and featurize stages in a scratch folder: clips per hour;
+3. `vidsim query` on a 12 s clip from the shell (cold, median of 3) and the app's search of it
+   with the library loaded (warm, median of 5).
+
+Timings live here, never in a test: this machine is noisy, so compare figures from one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import ffmpeg
 import numpy as np
-import pandas as pd
 
-from vidsim import vae
-from vidsim.clip import load_encoder
-from vidsim.config import (
-    AudioConfig,
-    ExtractConfig,
-    VAEConfig,
-    encoder_config,
-    from_dict,
-    load_params,
-)
-from vidsim.dataset import stack
-from vidsim.demo import DemoConfig, plan, render_clip
-from vidsim.extraction import extract_library
-from vidsim.featurization import featurize_library
-from vidsim.index import Index
-from vidsim.modalities import MODALITIES
-from vidsim.search import Library
-from vidsim.spaces import LatentSpace
+from vidsim import media
+
+CLIP_SECONDS = 180.0
+ENCODERS = (("ViT-B-32", "random"), ("efficientnet-lite0", "package"))
+BENCH_DIR = Path("data/bench")
 
 
-def _timed(fn, *args, **kwargs):
+def render_clip(sources: Path, out: Path, seconds: float = CLIP_SECONDS) -> Path:
+    """A 720p30 "music video" at ~4 Mb/s: a pan over nine demo photos with film grain (without
+    grain a pan compresses to 0.6 Mb/s and decodes faster than real videos) under one track."""
+    if out.exists():
+        return out
+    photos = sorted((sources / "photos").glob("*/*.jpg"))[:9]
+    tracks = sorted((sources / "music").glob("*/*.ogg"), key=lambda p: -media.probe(p).duration)
+    if not photos or not tracks:
+        raise SystemExit(f"no demo sources in {sources}: run `dvc repro sources` (or `make demo`) first")
+    w, h, fps, seg = 1280, 720, 30, seconds / len(photos)
+    parts = [ffmpeg.input("file:" + str(p.resolve()), f="image2", pattern_type="none", loop=1,
+                          t=f"{seg:.3f}", framerate=fps)
+             .filter("scale", int(w * 1.3), int(h * 1.3), force_original_aspect_ratio="increase")
+             .filter("crop", w, h, x=f"(in_w-{w})*t/{seg:.3f}", y=f"(in_h-{h})/2")
+             .filter("setsar", 1).filter("format", "yuv420p").filter("noise", alls=10, allf="t")
+             for p in photos]
+    audio = ffmpeg.input("file:" + str(tracks[0].resolve()), ss="20", t=f"{seconds}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part.mp4")
+    stream = ffmpeg.output(ffmpeg.concat(*parts, v=1, a=0), audio, "file:" + str(tmp.resolve()),
+                           vcodec="libx264", preset="veryfast", video_bitrate="4M", maxrate="5M",
+                           bufsize="8M", r=fps, acodec="aac", audio_bitrate="128k", ac=2, ar=44100,
+                           t=f"{seconds}", movflags="+faststart").overwrite_output()
+    logging.getLogger(__name__).warning("rendering the %.0f s benchmark clip once (about 2 min): %s",
+                                        seconds, out)
+    media.run_graph(stream, 900, out)
+    tmp.rename(out)
+    return out
+
+
+# --- the two per-clip paths, each run in a fresh process by `--worker` -----------------------------
+
+def naive_path(clip: Path, model, preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """The straightforward script: ffmpeg writes a WAV and 1 fps JPEGs, pyAudioAnalysis computes the
+    statistics, PIL reads each JPEG and the encoder embeds it alone (batch 1, torch fp32)."""
+    import torch
+    from PIL import Image
+    from pyAudioAnalysis import MidTermFeatures
+    from scipy.io import wavfile
+
+    np.Inf, np.NaN = np.inf, np.nan  # what pyAudioAnalysis 0.3.14 still needs on NumPy 2
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-vn", "-ac", "1",
+                        "-ar", "44100", f"{tmp}/audio.wav"], check=True)
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(clip), "-vf", "fps=1",
+                        f"{tmp}/%05d.jpg"], check=True)
+        rate, signal = wavfile.read(f"{tmp}/audio.wav")
+        mid, short, _ = MidTermFeatures.mid_feature_extraction(
+            signal.astype(np.float64), rate, rate, rate, round(0.05 * rate), round(0.05 * rate))
+        stats = np.concatenate([mid.mean(axis=1), MidTermFeatures.beat_extraction(short, 0.05)])
+        with torch.inference_mode():
+            frames = [model.encode_image(preprocess(Image.open(p).convert("RGB"))[None])[0].numpy()
+                      for p in sorted(Path(tmp).glob("*.jpg"))]
+    return stats, np.stack(frames)
+
+
+def _worker(path: str, clip: Path, model_name: str, pretrained: str) -> dict:
+    """Load the encoder (timed apart), then run one path on the clip; resource use of the path only."""
     t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
+    if path == "naive":
+        from vidsim.features import visual
+
+        model, preprocess, _ = visual.create_encoder(model_name, pretrained)
+        run = lambda: naive_path(clip, model, preprocess)  # noqa: E731
+    else:
+        from vidsim import encoder as encoders
+        from vidsim.clip import extract_and_featurize
+        from vidsim.config import AudioConfig, ExtractConfig
+
+        enc = encoders.load(model_name, pretrained)
+        scratch = tempfile.mkdtemp(prefix="vidsim-bench-")
+        run = lambda: extract_and_featurize(clip, scratch, enc, AudioConfig(), ExtractConfig())  # noqa: E731
+    load = time.perf_counter() - t
+    before = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    t = time.perf_counter()
+    run()
+    wall = time.perf_counter() - t
+    after = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before))
+    peak_mb = (after[0].ru_maxrss + after[1].ru_maxrss) / 1024  # this process + its largest child
+    return {"wall": wall, "cpu": cpu, "peak_mb": peak_mb, "load": load}
+
+
+def _run_worker(path: str, clip: Path, model: str, pretrained: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "vidsim.bench", "--worker", path, "--clip", str(clip),
+                          "--model", model, "--pretrained", pretrained],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{path} path failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def per_clip(clip: Path, repeats: int, encoders: tuple[tuple[str, str], ...]) -> None:
+    from vidsim import encoder as encoder_module
+
+    duration = media.probe(clip).duration
+    print(f"\n## One clip: {clip.name}, {duration:.0f} s, 1280x720 30 fps, "
+          f"{clip.stat().st_size * 8 / duration / 1e6:.1f} Mb/s (median of {repeats}, alternating)")
+    print(f"{'encoder':<20}{'path':<8}{'wall s':>8}{'CPU s':>8}{'peak MB':>9}{'x real time':>13}"
+          f"{'naive/vidsim':>14}{'load s':>8}")
+    for model, pretrained in encoders:
+        encoder_module.load(model, pretrained)  # export once, outside the timings
+        runs: dict[str, list[dict]] = {"vidsim": [], "naive": []}
+        for r in range(repeats):
+            for path in (("vidsim", "naive") if r % 2 == 0 else ("naive", "vidsim")):
+                runs[path].append(_run_worker(path, clip, model, pretrained))
+        med = {p: {k: statistics.median(x[k] for x in v) for k in v[0]} for p, v in runs.items()}
+        for path in ("vidsim", "naive"):
+            m = med[path]
+            ratio = med["naive"]["wall"] / m["wall"]
+            print(f"{model:<20}{path:<8}{m['wall']:>8.1f}{m['cpu']:>8.1f}{m['peak_mb']:>9.0f}"
+                  f"{duration / m['wall']:>13.1f}{ratio:>14.2f}{m['load']:>8.1f}")
+
+
+# --- the demo library and queries -----------------------------------------------------------------
+
+def library_throughput(params: dict) -> None:
+    from vidsim import encoder as encoders
+    from vidsim.config import AudioConfig, ExtractConfig, encoder_config, from_dict
+    from vidsim.extraction import extract_library
+    from vidsim.featurization import featurize_library
+
+    library = Path(params["library"]["dir"])
+    extract_cfg = from_dict(ExtractConfig, params.get("extract"))
+    audio_cfg = from_dict(AudioConfig, params["featurize"].get("audio"))
+    enc = encoders.load_from_config(encoder_config(params["featurize"].get("encoder")))
+    with tempfile.TemporaryDirectory(prefix="vidsim-bench-") as tmp:
+        t = time.perf_counter()
+        status = extract_library(library, Path(tmp) / "extracted", extract_cfg)
+        t_extract = time.perf_counter() - t
+        t = time.perf_counter()
+        status, _ = featurize_library(status, Path(tmp) / "extracted", Path(tmp) / "features", enc,
+                                      audio_cfg, extract_cfg)
+        t_feat = time.perf_counter() - t
+    ok = status[status["status"] == "ok"]
+    n, minutes = len(ok), ok["duration"].astype(float).sum() / 60
+    print(f"\n## Demo library: {n} clips, {minutes:.1f} min of video, {enc.info.model} "
+          f"({enc.info.precision}), {extract_cfg.pool_size} workers")
+    print(f"{'stage':<12}{'seconds':>9}{'clips / hour':>14}{'x real time':>13}")
+    for name, secs in (("extract", t_extract), ("featurize", t_feat), ("both", t_extract + t_feat)):
+        print(f"{name:<12}{secs:>9.1f}{3600 * n / secs:>14.0f}{60 * minutes / secs:>13.1f}")
+
+
+def query_latency(query: Path) -> None:
+    from vidsim.search import Library
+
+    cold = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "vidsim"), "query", str(query)],
+                       capture_output=True, check=True)
+        cold.append(time.perf_counter() - t)
+    lib = Library.load(verify_root=".")
+    lib.query(query)  # the app loads the library and the encoder once
+    warm = []
+    for _ in range(5):
+        t = time.perf_counter()
+        lib.query(query)
+        warm.append(time.perf_counter() - t)
+    seconds = media.probe(query).duration
+    print(f"\n## Query: {query.name} ({seconds:.0f} s), audio-visual, default method")
+    print(f"`vidsim query` from the shell (cold), median of 3: {statistics.median(cold):.2f} s")
+    print(f"search with the library loaded (the app, warm), median of 5: {statistics.median(warm):.2f} s")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--queries", type=int, default=5, help="query repetitions (median)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each per-clip path (median)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["clip", "library", "query"],
+                        help="parts to leave out")
+    parser.add_argument("--worker", choices=["vidsim", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--pretrained", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.clip, args.model, args.pretrained)))
+        return
+    from vidsim.config import load_params
+
     params = load_params()
-    library = Path(params["library"]["dir"])
-    extract_cfg = from_dict(ExtractConfig, params.get("extract"))
-    audio_cfg = from_dict(AudioConfig, params["featurize"].get("audio"))
-    vae_cfg = from_dict(VAEConfig, params["train"])
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="vidsim-bench-") as tmp:
-        tmp = Path(tmp)
-        status, t_extract = _timed(extract_library, library, tmp / "extracted", extract_cfg)
-        ok = status[status["status"] == "ok"]
-        minutes = ok["duration"].astype(float).sum() / 60
-        encoder, t_load = _timed(load_encoder, encoder_config(params["featurize"].get("encoder")))
-        (status, feats), t_feat = _timed(featurize_library, status, tmp / "extracted",
-                                         tmp / "features", encoder, audio_cfg, extract_cfg)
-        features = stack(status, feats, encoder.info.dim)
-        t_train = t_encode = 0.0
-        for m in MODALITIES:
-            _, x = features.matrix(m)
-            (model, norm, _), t = _timed(vae.train_vae, x, vae_cfg, 0, False)
-            t_train += t
-            t_encode += _timed(vae.encode, model, norm, x)[1]
-        n = len(ok)
-        for name, secs in (("extract", t_extract), ("featurize", t_feat), ("train (3 VAEs)", t_train),
-                           ("encode", t_encode)):
-            rows.append((name, secs, secs / minutes, 3600 * n / secs if secs > 0.01 else float("nan")))
-        query_clip = tmp / "query-30s.mp4"
-        demo = from_dict(DemoConfig, {**params["demo"], "clip_seconds": 30.0, "clips_per_pair": 1,
-                                      "queries_per_pair": 1})
-        _, queries = plan(Path("data/sources"), demo)
-        row = {**queries.iloc[0].to_dict(), "offset_s": demo.start_s}  # 30 s inside every track
-        render_clip(row, query_clip, demo)
-        lib = Library.load()
-        _ = lib.encoder  # loaded once per process, as the app does
-        latencies = {m: [] for m in ("featurize", *lib.modalities)}
-        for _ in range(args.queries):
-            feats_q, t = _timed(lib.featurize, query_clip)
-            latencies["featurize"].append(t)
-            for m in lib.modalities:
-                latencies[m].append(_timed(lib.query_features, feats_q, m)[1])
-    print(f"library: {n} clips, {minutes:.1f} min of video; encoder {encoder.info.model} "
-          f"({encoder.info.dim}-d, loaded in {t_load:.1f} s); {vae_cfg.epochs} epochs")
-    print(f"{'stage':<16}{'seconds':>10}{'s / min video':>16}{'clips / hour':>14}")
-    for name, secs, per_min, per_hour in rows:
-        print(f"{name:<16}{secs:>10.1f}{per_min:>16.2f}{per_hour:>14.0f}")
-    med = {k: statistics.median(v) for k, v in latencies.items()}
-    print(f"query, 30 s clip (median of {args.queries}): extract + featurize {med['featurize']:.2f} s; "
-          + ", ".join(f"{m} search {1000 * med[m]:.1f} ms" for m in lib.modalities))
-    print(f"query total (all three modalities): {med['featurize'] + sum(med[m] for m in lib.modalities):.2f} s")
-    print(f"library load (index + 3 VAEs): {statistics.median(_timed(Library.load)[1] for _ in range(3)):.3f} s")
-    print(f"index load, synthetic 10,000-clip library: {index_load_10k():.3f} s (median of 3)")
-    print("retrieval quality on the held-out queries: `dvc metrics show metrics/heldout` (the evaluate stage)")
+    print(f"# vidsim benchmark, {time.strftime('%Y-%m-%d')}, {_machine()}")
+    if "clip" not in args.skip:
+        per_clip(render_clip(Path("data/sources"), BENCH_DIR / "clip-180s-720p.mp4"), args.repeats, ENCODERS)
+    if "library" not in args.skip:
+        library_throughput(params)
+    if "query" not in args.skip:
+        queries = sorted(Path(params["library"]["queries"]).glob("*.mp4"))
+        if not queries:
+            raise SystemExit("no query clips: run `make demo` first")
+        query_latency(queries[0])
 
 
-def index_load_10k(n: int = 10_000) -> float:
-    """Time Index.load on a library of n clips with the original's 2-d latent per modality."""
-    rng = np.random.default_rng(0)
-    clips = pd.DataFrame({"clip": [f"clip-{i:05d}.mp4" for i in range(n)],
-                          "path": [f"/videos/clip-{i:05d}.mp4" for i in range(n)],
-                          "sha256": ["0" * 64] * n, "duration": 180.0,
-                          "has_audio": True, "has_video": True})
-    spaces = {f"original.{m}": LatentSpace(m, np.arange(n), rng.normal(size=(n, 2)).astype(np.float32))
-              for m in MODALITIES}
-    with tempfile.TemporaryDirectory() as tmp:
-        Index(clips, spaces, {}, {"search": {"k": 5}}).save(tmp)
-        return statistics.median(_timed(Index.load, tmp)[1] for _ in range(3))
+def _machine() -> str:
+    import os
+    import platform
+
+    from vidsim.encoder import VNNI_FLAGS, cpu_flags
+
+    vnni = "VNNI" if cpu_flags() & VNNI_FLAGS else "no VNNI"
+    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {vnni}"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ class ExtractConfig:
     max_streams: int = 16
     max_memory_mb: int = 2048  # address-space limit of each ffmpeg child (prlimit)
     extensions: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
+    workers: int = 0  # clips that extract and featurize work on at once (0: one per CPU core)
+
+    @property
+    def pool_size(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,8 @@ cannot be read is listed with its reason in status.csv and never stops the run.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +45,20 @@ def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tu
     Returns (status row fields, was_cached).
     """
     sha = file_sha256(path)
+    with _lock(sha):  # two copies of one file share cache entries: one extracts, one finds it
+        return _extract(path, sha, cache, thumbs, cfg)
+
+
+def _lock(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _extract(path: Path, sha: str, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
     meta_path, thumb = cache / f"{sha}.json", thumbs / f"{sha}.jpg"
     if meta_path.exists():
         meta = read_json(meta_path)
@@ -79,7 +95,9 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
     labels = labels or {}
     rows, counts = [], {"new": 0, "cached": 0, "failed": 0}
     root = library.resolve()
-    for path in tqdm(list_videos(library, cfg.extensions), desc="extract", unit="clip"):
+    paths = list_videos(library, cfg.extensions)
+
+    def one(path: Path) -> tuple[dict, str]:
         clip = path.relative_to(library).as_posix()
         row = {"clip": clip, "path": str(path), "status": "ok", "reason": "",
                **labels.get(clip, dict.fromkeys(LABEL_COLUMNS, ""))}
@@ -89,15 +107,18 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
             meta, cached = extract_one(path, cache, thumbs, cfg)
         except (media.MediaError, OSError) as exc:
             reason = exc.reason if isinstance(exc, media.MediaError) else str(exc)
-            rows.append({**row, "status": "error", "reason": reason})
-            counts["failed"] += 1
             log.warning("%s: %s", clip, reason)
-            continue
-        counts["cached" if cached else "new"] += 1
+            return {**row, "status": "error", "reason": reason}, "failed"
         missing = [m for m, has in (("audio", meta["has_audio"]), ("video", meta["has_video"])) if not has]
         if missing:
             row["reason"] = f"no {missing[0]} stream: indexed for {'visual' if missing[0] == 'audio' else 'audio'} only"
-        rows.append({**row, **{k: meta[k] for k in META_COLUMNS}})
+        return {**row, **{k: meta[k] for k in META_COLUMNS}}, "cached" if cached else "new"
+
+    # Threads are enough: the work happens in ffmpeg children and in hashing, which frees the GIL.
+    with ThreadPoolExecutor(cfg.pool_size, thread_name_prefix="vidsim-extract") as pool:
+        for row, outcome in tqdm(pool.map(one, paths), total=len(paths), desc="extract", unit="clip"):
+            rows.append(row)
+            counts[outcome] += 1
     keep = {r["sha256"] for r in rows if r["status"] == "ok"}
     prune(cache, keep)
     prune(thumbs, keep)

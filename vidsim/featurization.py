@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -63,30 +64,47 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
     feats: dict[str, ClipFeatures] = {}
     counts = {"new": 0, "cached": 0, "failed": 0}
     ok = status.index[status["status"] == "ok"]
-    for i in tqdm(ok, desc="featurize", unit="clip"):
-        row = status.loc[i]
-        sha = row["sha256"]
-        if sha in feats:
-            counts["cached"] += 1
+    todo: dict[str, int] = {}  # sha256 -> the first status row with it
+    for i in ok:
+        sha = status.at[i, "sha256"]
+        if sha in feats or sha in todo:
             continue
         cached = load_cached(cache / f"{sha}.npz", fp)
         if cached is not None:
             feats[sha] = cached
-            counts["cached"] += 1
-            continue
+        else:
+            todo[sha] = i
+
+    def one(sha: str) -> ClipFeatures | media.MediaError:
+        row = status.loc[todo[sha]]
         info = media.MediaInfo(path=row["path"], format_name=row.get("format_name") or "",
                                duration=float(row["duration"]), has_audio=bool(row["has_audio"]),
                                has_video=bool(row["has_video"]))
         try:
             wav = extracted / "cache" / f"{sha}.wav" if info.has_audio else None
-            feats[sha] = featurize(info, wav, encoder, audio_cfg, extract_cfg)
+            result = featurize(info, wav, encoder, audio_cfg, extract_cfg)
         except media.MediaError as exc:
-            status.loc[i, ["status", "reason"]] = ["error", exc.reason]
-            counts["failed"] += 1
             log.warning("%s: %s", row["clip"], exc.reason)
-            continue
-        save_cached(cache / f"{sha}.npz", fp, feats[sha])
-        counts["new"] += 1
+            return exc
+        save_cached(cache / f"{sha}.npz", fp, result)  # as each clip ends: a killed run resumes here
+        return result
+
+    # One thread per core: ffmpeg decodes in its own processes and ONNX Runtime and NumPy free the
+    # GIL, so two clips at once keep both cores busy where one short clip would leave gaps.
+    failed: dict[str, str] = {}
+    with ThreadPoolExecutor(extract_cfg.pool_size, thread_name_prefix="vidsim-featurize") as pool:
+        for sha, result in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="featurize", unit="clip"):
+            if isinstance(result, media.MediaError):
+                failed[sha] = result.reason
+            else:
+                feats[sha] = result
+    for i in ok:
+        sha = status.at[i, "sha256"]
+        if sha in failed:
+            status.loc[i, ["status", "reason"]] = ["error", failed[sha]]
+            counts["failed"] += 1
+        else:
+            counts["new" if todo.get(sha) == i else "cached"] += 1
     keep = {f"{s}.npz" for s in feats}
     for p in cache.glob("*.npz"):
         if p.name not in keep:
