@@ -69,6 +69,14 @@ class Encoder:
     mean: np.ndarray  # (3,) the model's input normalisation
     std: np.ndarray
     batch_size: int = 16
+    path: Path | None = None  # the export, to open it again with other settings
+    device: str = "cpu"
+
+    def with_threads(self, threads: int) -> Encoder:
+        """The same export in a session of its own with `threads` compute threads: one per worker
+        when several clips are embedded at once (concurrent runs of one session share its threads)."""
+        session = _session(self.path, self.device, threads)
+        return dataclasses.replace(self, session=session)
 
     def embed(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Embed (T, S, S, 3) uint8 RGB frames, already resized and cropped to the model's size.
@@ -186,18 +194,23 @@ def _read_entry(entry: Path) -> dict | None:
 
 
 def _open(entry: Path, meta: dict, batch_size: int, device: str) -> Encoder:
+    path = entry / "encoder.onnx"
+    return Encoder(_session(path, device), EncoderInfo(**meta["info"]), np.asarray(meta["mean"], np.float32),
+                   np.asarray(meta["std"], np.float32), batch_size, path, device)
+
+
+def _session(path: Path, device: str, threads: int = 0):
     import onnxruntime as ort  # noqa: PLC0415 - imported where used: `vidsim status` needs none of it
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads  # 0: one per physical core
     # No busy-waiting between operators: frame decoding runs beside the encoder on the same cores.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(str(entry / "encoder.onnx"), opts, providers=providers)
-    return Encoder(session, EncoderInfo(**meta["info"]), np.asarray(meta["mean"], np.float32),
-                   np.asarray(meta["std"], np.float32), batch_size)
+    return ort.InferenceSession(str(path), opts, providers=providers)
 
 
 def export(model: str, pretrained: str, precision: str, entry: Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,6 +76,17 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
         else:
             todo[sha] = i
 
+    workers = min(extract_cfg.pool_size, max(len(todo), 1))
+    local = threading.local()
+
+    def own_encoder() -> Encoder:
+        """One single-threaded session per worker thread when clips run side by side."""
+        if workers == 1:
+            return encoder
+        if not hasattr(local, "encoder"):
+            local.encoder = encoder.with_threads(1)
+        return local.encoder
+
     def one(sha: str) -> ClipFeatures | media.MediaError:
         row = status.loc[todo[sha]]
         info = media.MediaInfo(path=row["path"], format_name=row.get("format_name") or "",
@@ -82,7 +94,7 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
                                has_video=bool(row["has_video"]))
         try:
             wav = extracted / "cache" / f"{sha}.wav" if info.has_audio else None
-            result = featurize(info, wav, encoder, audio_cfg, extract_cfg)
+            result = featurize(info, wav, own_encoder(), audio_cfg, extract_cfg)
         except media.MediaError as exc:
             log.warning("%s: %s", row["clip"], exc.reason)
             return exc
@@ -92,7 +104,7 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
     # One thread per core: ffmpeg decodes in its own processes and ONNX Runtime and NumPy free the
     # GIL, so two clips at once keep both cores busy where one short clip would leave gaps.
     failed: dict[str, str] = {}
-    with ThreadPoolExecutor(extract_cfg.pool_size, thread_name_prefix="vidsim-featurize") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="vidsim-featurize") as pool:
         for sha, result in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="featurize", unit="clip"):
             if isinstance(result, media.MediaError):
                 failed[sha] = result.reason
