@@ -112,3 +112,20 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
     assert encoders.resolve_precision("int8") == "int8"
     with pytest.raises(ValueError, match="unknown encoder precision 'fp16'"):
         encoders.resolve_precision("fp16")
+
+
+def test_a_session_per_worker_gives_the_same_embeddings():
+    enc = encoders.load("tiny-test", "random", "fp32")
+    frames = _photos(5, enc.info.image_size)
+    np.testing.assert_array_equal(enc.with_threads(1).embed(frames), enc.embed(frames))
+
+
+def test_query_path_imports_neither_torch_nor_open_clip():
+    """A cold `vidsim query` stays fast by not importing torch (1.7 s) or open_clip (2+ s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vidsim.cli, vidsim.search, vidsim.clip, vidsim.encoder; "
+            "print(sorted(m for m in ('torch', 'open_clip', 'librosa', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
