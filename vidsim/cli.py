@@ -121,7 +121,7 @@ def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/
         return
     typer.echo(f"clips indexed: {report['clips']}  "
                + "  ".join(f"{m}: {n}" for m, n in report["per_modality"].items()))
-    typer.echo(f"encoder: {enc.model} ({enc.weights}), {enc.dim}-d, "
+    typer.echo(f"encoder: {enc.model} ({enc.weights}), {enc.dim}-d, {enc.precision}, "
                f"text queries: {'yes' if enc.has_text else 'no (image-only weights)'}")
     typer.echo(f"failed files: {len(report['failed'])}")
     for row in report["failed"]:

@@ -22,7 +22,7 @@ cols[1].metric("failed files", int((status["status"] == "error").sum()) if len(s
 cols[2].metric("missing audio", int((~ok["has_audio"]).sum()) if len(ok) else 0)
 cols[3].metric("missing video", int((~ok["has_video"]).sum()) if len(ok) else 0)
 
-st.markdown(f"**Visual encoder:** {enc.model} · weights: {plain(enc.weights)} · {enc.dim}-d · "
+st.markdown(f"**Visual encoder:** {enc.model} · weights: {plain(enc.weights)} · {enc.dim}-d · {enc.precision} · "
             f"text queries: {'yes' if enc.has_text else 'no (image-only weights)'}")
 st.markdown(f"**Search method:** `{lib.default_method}` · default k = {lib.default_k} · late-fusion weights: "
             + ", ".join(f"{m} {w:.2f}" for m, w in lib.default_weights.items()))

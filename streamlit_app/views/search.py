@@ -20,7 +20,7 @@ enc = lib.encoder_info
 
 st.title("Find similar clips")
 st.caption(f"{len(lib.index.clips)} clips indexed · visual encoder **{enc.model}** "
-           f"({plain(enc.weights)}, {enc.dim}-d)")
+           f"({plain(enc.weights)}, {enc.dim}-d, {enc.precision})")
 st.markdown("Upload a clip or pick one of the library"
             + (", and/or describe what you look for," if lib.has_text else "")
             + " to see the clips that sound alike, look alike, and both.")
