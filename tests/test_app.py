@@ -158,6 +158,7 @@ def test_text_box_searches_with_a_text_tower_and_says_why_not_without(app_in, tm
     lib, root = _text_library(tmp_path)
     monkeypatch.setenv("VIDSIM_INDEX", str(root / "index"))
     monkeypatch.setenv("VIDSIM_MODELS", str(root / "models"))
+    monkeypatch.setenv("VIDSIM_UNVERIFIED", "1")  # a library built by the test, without DVC
     at = app_in(tmp_path)
     assert not at.exception and not at.text_input(key="text").disabled
     at.text_input(key="text").set_value(TEXT).run()

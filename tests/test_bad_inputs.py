@@ -62,6 +62,9 @@ def samples(tmp_path_factory) -> dict[str, Path]:
     s["short"] = make_clip(d / "short.mp4", 0.3)
     s["long"] = make_clip(d / "long.mp4", 12, size="64x48")
     s["huge_frame"] = _ff(d / "huge.mov", _lavfi("color=black:s=5000x5000:d=1:r=1"), vcodec="mjpeg", q=31)
+    # within every per-dimension limit, but 2560x1440 at 240 fps is 0.9 gigapixels a second to decode
+    s["decode_bomb"] = _ff(d / "decode-bomb.mp4", _lavfi("color=black:s=2560x1440:r=240:d=2"),
+                           vcodec="libx264", preset="ultrafast")
     s["frame_bomb"] = _ff(d / "bomb.mp4", _lavfi("testsrc=s=16x16:r=1000:d=3"), vcodec="libx264", preset="ultrafast")
     s["vfr"] = _ff(d / "vfr.mp4", _lavfi("testsrc2=s=160x120:r=30:d=4")
                    .filter("select", "lt(n,30)+not(mod(n,3))"), vcodec="libx264", preset="ultrafast",
@@ -113,8 +116,9 @@ def _ffmpeg_children(marker: str) -> list[str]:
 @pytest.fixture
 def lib(project, built) -> Library:
     lib = Library.load(project / "data/index", project / "data/models")
-    # a 10 s query limit, so that the 12 s clip is over it
-    lib.search_cfg = dataclasses.replace(lib.search_cfg, max_query_s=10.0)
+    # a 10 s query limit, so that the 12 s clip is over it; a budget the decode bomb (2 s of 1440p at
+    # 240 fps: 1.8 gigapixels) is over, as 10 minutes of it would be over the default 20
+    lib.search_cfg = dataclasses.replace(lib.search_cfg, max_query_s=10.0, max_query_gpix=1.0)
     return lib
 
 
@@ -138,6 +142,7 @@ CASES = {
     "long": r"^12 s is over the 10 s duration limit$",
     "huge_frame": r"^frame size 5000x5000 is over the 8847360 pixel limit$",
     "frame_bomb": r"^frame rate 1000 fps is over the 240 fps limit$",
+    "decode_bomb": r"^decoding it means 2 gigapixels \(2560x1440 at 240 fps for 2 s\), over the 1 gigapixel budget$",
     "vfr": {"visual"},
     "rotated": {"visual"},
     "corrupt_middle": {"audio", "visual", "audio_visual"},
@@ -178,6 +183,15 @@ def test_query_upload(case, samples, lib, project, upload_root):
         assert feats.frames.shape[0] == 4
 
 
+def test_the_reported_attack_is_over_both_budgets():
+    """4096x2160 at 240 fps for 600 s passed every per-dimension limit and held a query slot for 300 s."""
+    from vidsim.config import SearchConfig
+
+    work = media.decode_gigapixels(4096, 2160, 240, 600)
+    assert work > ExtractConfig().max_decode_gpix > SearchConfig().max_query_gpix
+    assert SearchConfig().query_timeout_s <= 60
+
+
 def test_rotation_is_applied(samples):
     info = media.probe(samples["rotated"])
     (frame,) = list(media.iter_frames(info, 64, ExtractConfig(frame_rate=0.5)))[:1]
@@ -207,6 +221,107 @@ def test_library_with_odd_names_links_and_duplicates(tmp_path, samples):
     assert status.loc["link.mp4", "status"] == "error"
     assert status.loc["link.mp4", "reason"] == "links outside the library folder: not read"
     assert status.loc["..evil.mp4", "status"] == "error"
+
+
+def test_names_with_line_breaks_formulas_and_bad_bytes_round_trip(tmp_path, samples):
+    """Every name comes back exactly from status.csv; a name that is not UTF-8 is skipped with its
+    reason instead of aborting the stage."""
+    import os
+
+    from vidsim.io import read_status, write_table
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    names = ["car\rriage.mp4", "new\nline.mp4", 'a "b", c.mp4', "=HYPERLINK(\"x\").mp4",
+             "+1.mp4", "-2.mp4", "@SUM(A1).mp4", "'x.mp4"]
+    for n in names:
+        (lib / n).write_bytes(samples["good"].read_bytes())
+    bad = os.fsdecode(b"caf\xe9.mp4")  # Latin-1 bytes: not UTF-8
+    (lib / bad).write_bytes(samples["good"].read_bytes())
+    status = extract_library(lib, tmp_path / "out", ExtractConfig())
+    write_table(status, tmp_path / "status.csv")
+    back = read_status(tmp_path / "status.csv").set_index("clip")
+    assert len(back) == len(names) + 1
+    for n in names:
+        assert back.loc[n, "status"] == "ok" and back.loc[n, "path"] == str(lib / n), n
+    assert back.loc["caf\ufffd.mp4", "status"] == "error"
+    assert back.loc["caf\ufffd.mp4", "reason"] == "the file name is not valid UTF-8: rename the file to index it"
+
+
+def test_multi_language_mkv_and_cover_art_use_the_right_streams(tmp_path):
+    """Two audio tracks: the default one is analysed; cover art before the video is not the video."""
+    from scipy.io import wavfile
+
+    mkv = _ff(tmp_path / "two-tracks.mkv", _lavfi("testsrc2=s=160x120:r=25:d=3"),
+              _lavfi("sine=frequency=440:sample_rate=44100:d=3"), _lavfi("sine=frequency=3000:sample_rate=44100:d=3"),
+              vcodec="libx264", preset="ultrafast", acodec="aac",
+              **{"disposition:a:0": "0", "disposition:a:1": "default"})
+    info = media.probe(mkv)
+    media.extract_audio(info, tmp_path / "a.wav")
+    rate, x = wavfile.read(tmp_path / "a.wav")
+    spectrum = np.abs(np.fft.rfft(x.astype(float)))
+    assert abs(spectrum.argmax() * rate / len(x) - 3000) < 20  # the default track, not the first
+    assert len(list(media.iter_frames(info, 32))) == 3
+
+    cover = _ff(tmp_path / "cover.png", _lavfi("color=c=red:s=64x64:d=1"), vframes=1)
+    clip = make_clip(tmp_path / "plain.mp4", 3)
+    with_art = tmp_path / "with-art.mp4"
+    media.run_graph(ffmpeg.output(ffmpeg.input(str(cover))["v"], ffmpeg.input(str(clip))["v"],
+                                  ffmpeg.input(str(clip))["a"], str(with_art), vcodec="copy", acodec="copy",
+                                  **{"c:v:0": "png", "disposition:v:0": "attached_pic"}).overwrite_output(),
+                    60, with_art)
+    info = media.probe(with_art)
+    frames = list(media.iter_frames(info, 32))
+    assert len(frames) == 3 and not np.array_equal(frames[0], frames[-1])  # the moving test pattern
+    assert frames[0][..., 0].mean() < 200 or frames[0][..., 1].mean() > 50  # not the red cover
+
+
+def test_size_limit_comes_before_hashing(tmp_path, monkeypatch):
+    """A 32 GB sparse file is refused on its size, without reading (hashing) a byte of it."""
+    import vidsim.extraction
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with open(lib / "sparse.mp4", "wb") as fh:
+        fh.truncate(32 * 2**30)
+    monkeypatch.setattr(vidsim.extraction, "file_sha256", lambda p: pytest.fail("hashed before the size check"))
+    start = time.monotonic()
+    status = extract_library(lib, tmp_path / "out", ExtractConfig()).set_index("clip")
+    assert time.monotonic() - start < 5
+    assert status.loc["sparse.mp4", "reason"] == "32768 MB is over the 4096 MB file size limit"
+
+
+@pytest.mark.parametrize("swap", ["other file", "link"])
+def test_a_file_swapped_after_extract_is_not_featurized(tmp_path, samples, swap):
+    """What extract hashed is what featurize decodes: a replaced file or a link swapped in is refused."""
+    from vidsim.config import AudioConfig
+    from vidsim.encoder import load as load_encoder
+    from vidsim.featurization import featurize_library
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.mp4").write_bytes(samples["good"].read_bytes())
+    status = extract_library(lib, tmp_path / "out", ExtractConfig())
+    assert status.loc[0, "status"] == "ok"
+    other = tmp_path / "elsewhere.mp4"
+    make_clip(other, 3, freq=880)
+    (lib / "a.mp4").unlink()
+    if swap == "link":
+        (lib / "a.mp4").symlink_to(other)
+    else:
+        (lib / "a.mp4").write_bytes(other.read_bytes())
+    status, feats = featurize_library(status, tmp_path / "out", tmp_path / "features",
+                                      load_encoder("tiny-test", "random"), AudioConfig(), ExtractConfig())
+    assert status.loc[0, "status"] == "error" and not feats
+    assert status.loc[0, "reason"].startswith("the file changed while it was being indexed")
+
+
+def test_ffmpeg_messages_lose_heap_addresses_and_paths():
+    text = (b"[SWR @ 0x55d5c0a1b2c0] Input channel layout is invalid\n"
+            b"Error while filtering: [aac @ 0x7f00deadbeef] decode failed in file:/dev/fd/7: x\n")
+    reason = media._describe_failure(1, text, "/srv/private/upload")
+    assert "0x" not in reason and "/dev/fd" not in reason and "/srv" not in reason
+    assert "Input channel layout is invalid" in reason
 
 
 def test_mutations_of_a_good_clip_end_cleanly(samples, lib, upload_root):

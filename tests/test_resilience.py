@@ -55,6 +55,61 @@ def test_killed_featurize_resumes_and_ends_with_the_same_index(project, built, t
         np.testing.assert_array_equal(resumed[key], reference[key], err_msg=key)
 
 
+def test_an_upload_left_by_a_killed_server_is_removed(tmp_path, monkeypatch):
+    """SIGTERM in the middle of a query skips clean-up; the next upload removes what it left."""
+    import tempfile
+
+    from vidsim.uploads import private_copy
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = ("import os, signal, tempfile; tempfile.tempdir = os.environ['ROOT']\n"
+            "from vidsim.uploads import private_copy\n"
+            "with private_copy(b'x' * 1000):\n    os.kill(os.getpid(), signal.SIGTERM)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ROOT": str(tmp_path)}, check=False)
+    assert proc.returncode == -signal.SIGTERM
+    left = list(tmp_path.glob("vidsim-upload-*"))
+    assert len(left) == 1 and (left[0] / "upload").exists()
+    with private_copy(b"y") as path:
+        assert [p for p in tmp_path.glob("vidsim-upload-*")] == [path.parent]  # ours stays, the stale one went
+    assert not list(tmp_path.glob("vidsim-upload-*"))
+
+
+def test_without_dvc_lock_the_cli_refuses_unless_told(project, built, tmp_path):
+    """Artifacts that no dvc.lock vouches for are not served silently: --unverified says so."""
+    for name in ("index", "models"):
+        shutil.copytree(project / "data" / name, tmp_path / "data" / name)
+    cli = [Path(sys.executable).parent / "vidsim", "status"]
+    out = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 3 and "no dvc.lock in" in out.stderr and "--unverified" in out.stderr
+    out = subprocess.run([*cli, "--unverified"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and "clips indexed" in out.stdout
+
+
+def test_only_media_files_inside_the_library_are_served(project, built, tmp_path, monkeypatch):
+    monkeypatch.chdir(project)
+    lib = Library.open()
+    inside = lib.index.clips["path"].iloc[0]
+    assert lib.playable(inside) == (project / inside).resolve()
+    (project / "mylib" / "notes.txt").write_text("not a video")
+    (project / "mylib" / "escape.mp4").symlink_to(project / "params.yaml")
+    try:
+        for path in ("/etc/passwd", "params.yaml", "mylib/notes.txt", "mylib/escape.mp4", "mylib/../dvc.yaml",
+                     "mylib/missing.mp4"):
+            assert lib.playable(path) is None, path
+    finally:
+        (project / "mylib" / "notes.txt").unlink()
+        (project / "mylib" / "escape.mp4").unlink()
+
+
+def test_models_outside_the_project_get_a_message_not_a_traceback(project, built, tmp_path):
+    elsewhere = tmp_path / "models"
+    shutil.copytree(project / "data/models", elsewhere)
+    out = subprocess.run([Path(sys.executable).parent / "vidsim", "status", "--models", str(elsewhere)],
+                         cwd=project, capture_output=True, text=True, check=False)
+    assert out.returncode == 3 and "Traceback" not in out.stderr + out.stdout
+    assert f"{elsewhere} is outside the DVC project" in out.stderr
+
+
 def test_tampered_model_is_refused(project, built, tmp_path):
     proj = _copy(project, tmp_path / "proj")
     model = proj / "data/models/audio.safetensors"

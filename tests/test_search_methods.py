@@ -275,7 +275,8 @@ def test_cli_text_query_end_to_end(text_library, tmp_path):
     lib, root = text_library
     cli = Path(sys.executable).parent / "vidsim"
     out = subprocess.run([cli, "query", "--text", TEXT, "-k", "2", "--json", "--index", root / "index",
-                          "--models", root / "models"], cwd=tmp_path, capture_output=True, text=True, check=True)
+                          "--models", root / "models", "--unverified"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True)
     result = json.loads(out.stdout)
     assert result["modality"] == "text" and result["query"] == TEXT
     assert result["hits"][0]["clip"] == lib.index.clips["clip"].iloc[2]

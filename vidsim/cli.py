@@ -20,15 +20,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 IndexOpt = Annotated[Path, typer.Option(help="the encode stage's output folder")]
 ModelsOpt = Annotated[Path, typer.Option(help="the train stage's output folder")]
+UnverifiedOpt = Annotated[bool, typer.Option(
+    help="load the index and models without checking them against dvc.lock (e.g. outside the project)")]
 
 
-def _load(index: Path, models: Path):
+def _load(index: Path, models: Path, unverified: bool = False):
     from vidsim.integrity import IntegrityError
     from vidsim.search import Library, NotBuilt
 
     try:
-        # inside the DVC project, the artifacts must match dvc.lock
-        return Library.load(index, models, verify_root="." if Path("dvc.lock").exists() else None)
+        return Library.open(index, models, unverified=unverified)
     except NotBuilt as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
     except IntegrityError as exc:
@@ -55,6 +56,7 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     index: IndexOpt = Path("data/index"),
     models: ModelsOpt = Path("data/models"),
+    unverified: UnverifiedOpt = False,
 ) -> None:
     """Rank the library's clips by similarity to CLIP."""
     logging.basicConfig(level=logging.WARNING)
@@ -70,7 +72,7 @@ def query(
             raise ValueError("give a query clip, or --text")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    lib = _load(index, models)
+    lib = _load(index, models, unverified)
     try:
         if clip is None:
             result = lib.query_text(text, k)
@@ -100,9 +102,9 @@ def query(
 
 @app.command()
 def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/models"),
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+           as_json: Annotated[bool, typer.Option("--json")] = False, unverified: UnverifiedOpt = False) -> None:
     """Report the library: clips per modality, failed files, and the encoder in use."""
-    lib = _load(index, models)
+    lib = _load(index, models, unverified)
     table = lib.status()
     failed = table[table["status"] == "error"] if len(table) else table
     enc = lib.encoder_info

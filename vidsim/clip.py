@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,7 +67,7 @@ def _featurize(info: media.MediaInfo, wav: Callable[[], Path] | None, encoder: E
             audio = audio_seconds = None
             if wav is not None:
                 step("audio")
-                audio, audio_seconds = audio_rows(wav(), audio_cfg, info.path)
+                audio, audio_seconds = audio_rows(wav(), audio_cfg, info.path, extract_cfg.timeout_s)
             frames = None
             if video is not None:
                 step("frames")
@@ -79,12 +80,14 @@ def _featurize(info: media.MediaInfo, wav: Callable[[], Path] | None, encoder: E
     return ClipFeatures(audio=audio, frames=frames, audio_seconds=audio_seconds)
 
 
-def audio_rows(wav: Path, audio_cfg: AudioConfig, label: str | os.PathLike
+def audio_rows(wav: Path, audio_cfg: AudioConfig, label: str | os.PathLike, timeout_s: float | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-    """The clip's 138 statistics and its per-window rows (pyAudioAnalysis, then log-mel)."""
+    """The clip's 138 statistics and its per-window rows (pyAudioAnalysis, then log-mel), within
+    `timeout_s` of wall clock (the limit an ffmpeg child gets)."""
     signal, rate = audio_features.read_wav(wav)
+    deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
-        audio, seconds, _ = audio_features.audio_analysis(signal, rate, audio_cfg)
+        audio, seconds, _ = audio_features.audio_analysis(signal, rate, audio_cfg, deadline)
         if audio_cfg.mel_bands:
             seconds = np.concatenate([seconds, mel.window_stats(signal, rate, audio_cfg, len(seconds))], axis=1)
     except ValueError as exc:

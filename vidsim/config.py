@@ -22,6 +22,7 @@ class ExtractConfig:
     max_file_mb: float = 4096.0
     max_pixels: int = 4096 * 2160  # per frame, checked on the probe and enforced by the decoder
     max_fps: float = 240.0
+    max_decode_gpix: float = 500.0  # width x height x fps x seconds, in billions: bounds decoding work
     max_streams: int = 16
     max_memory_mb: int = 2048  # address-space limit of each ffmpeg child (prlimit)
     extensions: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg")
@@ -78,6 +79,8 @@ class SearchConfig:
     expansion: int = 2  # vidsim: query expansion with the top n hits (0: off)
     expansion_mix: float = 0.5  # share of the expanded distance in the final one
     max_query_s: float = 600.0  # longer query clips are refused
+    max_query_gpix: float = 20.0  # decoding budget of one query (gigapixels; 720p30 for 600 s is 17)
+    query_timeout_s: float = 60.0  # wall clock of each ffmpeg child of a query
 
 
 def from_dict(cls: type[T], section: dict[str, Any] | None) -> T:

@@ -20,9 +20,9 @@ from vidsim.io import file_sha256, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name"]
+META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name", "audio_stream", "video_stream"]
 LABEL_COLUMNS = ["audio_label", "visual_label"]
-STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLUMNS]
+STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, "file_id", *LABEL_COLUMNS]
 
 
 def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -42,11 +42,34 @@ def refusal(path: Path, root: Path) -> str | None:
 def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
     """Probe, WAV and thumbnail for one file, reusing the cache.
 
-    Returns (status row fields, was_cached).
+    Returns (status row fields with `file_id`, was_cached).
     """
+    before = file_id(path)
+    size = int(before.split("-")[0])
+    if size > cfg.max_file_mb * 1024 * 1024:  # before hashing: a huge (or sparse) file costs nothing
+        raise media.MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
     sha = file_sha256(path)
     with _lock(sha):  # two copies of one file share cache entries: one extracts, one finds it
-        return _extract(path, sha, cache, thumbs, cfg)
+        meta, cached = _extract(path, sha, cache, thumbs, cfg)
+    check_unchanged(path, before)
+    return {**meta, "file_id": before}, cached
+
+
+def file_id(path: Path) -> str:
+    """size-mtime-inode-device of the file a name leads to: what was hashed is what gets decoded."""
+    st = path.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}-{st.st_dev}"
+
+
+def check_unchanged(path: Path, expected: str) -> None:
+    """MediaError when the file (or what its name leads to) is not the one read before."""
+    try:
+        now = file_id(path)
+    except OSError:
+        now = "gone"
+    if now != expected:
+        raise media.MediaError(path, "the file changed while it was being indexed (replaced, edited or "
+                                     "linked elsewhere): run the pipeline again")
 
 
 def _lock(key: str) -> threading.Lock:
@@ -62,7 +85,7 @@ def _extract(path: Path, sha: str, cache: Path, thumbs: Path, cfg: ExtractConfig
     meta_path, thumb = cache / f"{sha}.json", thumbs / f"{sha}.jpg"
     if meta_path.exists():
         meta = read_json(meta_path)
-        if not meta["has_video"] or thumb.exists():
+        if set(META_COLUMNS) <= set(meta) and (not meta["has_video"] or thumb.exists()):
             return meta, True
     info = media.probe(path, cfg)
     if info.has_audio and not (cache / f"{sha}.wav").exists():
@@ -70,7 +93,8 @@ def _extract(path: Path, sha: str, cache: Path, thumbs: Path, cfg: ExtractConfig
     if info.has_video:
         media.thumbnail(info, thumb, cfg)
     row = {"sha256": sha, "duration": round(info.duration, 3), "has_audio": info.has_audio,
-           "has_video": info.has_video, "format_name": info.format_name}
+           "has_video": info.has_video, "format_name": info.format_name,
+           "audio_stream": info.audio_stream, "video_stream": info.video_stream}
     write_json(meta_path, row)  # written last: its presence marks the entry complete
     return row, False
 
@@ -99,6 +123,11 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
 
     def one(path: Path) -> tuple[dict, str]:
         clip = path.relative_to(library).as_posix()
+        if not _utf8(str(path)):  # tables hold text: such a name cannot be written, only shown
+            clip = _shown(clip)
+            log.warning("%s: %s", clip, NOT_UTF8)
+            return {"clip": clip, "path": _shown(str(path)), "status": "error", "reason": NOT_UTF8,
+                    **dict.fromkeys(LABEL_COLUMNS, "")}, "failed"
         row = {"clip": clip, "path": str(path), "status": "ok", "reason": "",
                **labels.get(clip, dict.fromkeys(LABEL_COLUMNS, ""))}
         try:
@@ -112,7 +141,7 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
         missing = [m for m, has in (("audio", meta["has_audio"]), ("video", meta["has_video"])) if not has]
         if missing:
             row["reason"] = f"no {missing[0]} stream: indexed for {'visual' if missing[0] == 'audio' else 'audio'} only"
-        return {**row, **{k: meta[k] for k in META_COLUMNS}}, "cached" if cached else "new"
+        return {**row, **{k: meta[k] for k in [*META_COLUMNS, "file_id"]}}, "cached" if cached else "new"
 
     # Threads are enough: the work happens in ffmpeg children and in hashing, which frees the GIL.
     with ThreadPoolExecutor(cfg.pool_size, thread_name_prefix="vidsim-extract") as pool:
@@ -124,6 +153,22 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
     prune(thumbs, keep)
     log.info("extract: %(new)d new, %(cached)d cached, %(failed)d failed", counts)
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+NOT_UTF8 = "the file name is not valid UTF-8: rename the file to index it"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes of a file name (surrogate escapes)
+        return False
+
+
+def _shown(text: str) -> str:
+    """A name with undecodable bytes, as text (each bad byte as U+FFFD)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def prune(cache: Path, keep: set[str]) -> None:

@@ -21,6 +21,7 @@ from vidsim import media
 from vidsim.clip import ClipFeatures, featurize
 from vidsim.config import AudioConfig, ExtractConfig
 from vidsim.encoder import Encoder
+from vidsim.extraction import check_unchanged
 from vidsim.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,14 @@ def save_cached(path: Path, fp: str, feats: ClipFeatures) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, fingerprint=np.array(fp), audio=arr(feats.audio, 1), frames=arr(feats.frames, 2),
                  audio_seconds=arr(feats.audio_seconds, 2))
+
+
+def _index(value) -> int:
+    """A stream index from the status table (-1 where it has none: the first stream of its kind)."""
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return -1
 
 
 def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encoder: Encoder,
@@ -91,10 +100,17 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
         row = status.loc[todo[sha]]
         info = media.MediaInfo(path=row["path"], format_name=row.get("format_name") or "",
                                duration=float(row["duration"]), has_audio=bool(row["has_audio"]),
-                               has_video=bool(row["has_video"]))
+                               has_video=bool(row["has_video"]),
+                               audio_stream=_index(row.get("audio_stream")),
+                               video_stream=_index(row.get("video_stream")))
         try:
+            expected = row.get("file_id") or ""
+            if expected:  # the file extract hashed, not one swapped in since (or a link now)
+                check_unchanged(Path(row["path"]), expected)
             wav = extracted / "cache" / f"{sha}.wav" if info.has_audio else None
             result = featurize(info, wav, own_encoder(), audio_cfg, extract_cfg)
+            if expected:
+                check_unchanged(Path(row["path"]), expected)
         except media.MediaError as exc:
             log.warning("%s: %s", row["clip"], exc.reason)
             return exc

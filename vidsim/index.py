@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from vidsim.calibration import Calibration
-from vidsim.io import atomic_path, read_json, write_json
+from vidsim.io import atomic_path, read_json, read_table, write_json, write_table
 from vidsim.spaces import Space, from_arrays, kind_of
 
 INDEX_FILE = "index.npz"
@@ -32,8 +32,7 @@ class Index:
                   for name, value in space.arrays().items()}
         with atomic_path(out / INDEX_FILE) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        with atomic_path(out / CLIPS_FILE) as tmp:
-            self.clips.to_csv(tmp, index=False)
+        write_table(self.clips, out / CLIPS_FILE)
         write_json(out / MANIFEST_FILE, {
             **self.manifest,
             "spaces": {key: kind_of(s) for key, s in self.spaces.items()},
@@ -52,9 +51,10 @@ class Index:
                 prefix = key + "."
                 spaces[key] = from_arrays(kind, modality, {n[len(prefix):]: npz[n] for n in npz.files
                                                            if n.startswith(prefix)})
-        clips = pd.read_csv(d / CLIPS_FILE, keep_default_na=False,
-                            dtype={"clip": str, "path": str, "sha256": str,
-                                   "audio_label": str, "visual_label": str})
+        clips = read_table(d / CLIPS_FILE)
+        for col, kind in (("duration", float), ("has_audio", bool), ("has_video", bool)):
+            if col in clips:
+                clips[col] = clips[col] == "True" if kind is bool else pd.to_numeric(clips[col], errors="coerce")
         return cls(clips, spaces, calibrations, manifest)
 
     def space(self, method: str, modality: str) -> Space:

@@ -28,6 +28,10 @@ def verify_outputs(repo_root: str | os.PathLike, outputs: list[str | os.PathLike
         IntegrityError: an output is missing from dvc.lock, or its files were changed since.
     """
     root = Path(repo_root).resolve()
+    outside = [str(o) for o in outputs if not Path(o).resolve().is_relative_to(root)]
+    if outside:
+        raise IntegrityError(f"{', '.join(outside)} is outside the DVC project {root}, so dvc.lock cannot "
+                             "vouch for it: run from the project that built it")
     wanted = {Path(o).resolve().relative_to(root).as_posix() for o in outputs}
     recorded = _locked_outputs(root / "dvc.lock")
     missing = wanted - set(recorded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -49,9 +50,36 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+# First characters that make a spreadsheet program run a cell as a formula, and our escape mark.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table of file names and labels as CSV that `read_table` gives back exactly.
+
+    Every field is quoted, so a carriage return or newline in a name stays inside its field; a text
+    starting like a spreadsheet formula (=, +, -, @, tab, CR) is written with a leading "'", which
+    spreadsheet programs show as text and `read_table` removes (as it does from a leading "'").
+    """
+    out = table.copy()
+    for col in out.columns:
+        if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    with atomic_path(path) as tmp:
+        out.to_csv(tmp, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A table written by `write_table`, every column as text."""
+    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    for col in table.columns:
+        table[col] = table[col].map(lambda v: v[1:] if v.startswith("'") else v)
+    return table
+
+
 def read_status(path: str | os.PathLike) -> pd.DataFrame:
     """The per-file status table (clip, path, status, reason, ...) with real booleans and numbers."""
-    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    table = read_table(path)
     for col in ("has_audio", "has_video"):
         if col in table:
             table[col] = table[col] == "True"

@@ -10,6 +10,7 @@ found and stops at the probed duration.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -61,6 +62,8 @@ class MediaInfo:
     width: int = 0
     height: int = 0
     fps: float = 0.0
+    audio_stream: int = -1  # the stream decoded for sound: the default audio track, else the first
+    video_stream: int = -1  # the first video stream that is not cover art; -1: the first video
 
 
 def tool(name: str) -> str:
@@ -75,8 +78,22 @@ def tool(name: str) -> str:
     return found
 
 
-def _url(path: str | os.PathLike) -> str:
-    return "file:" + str(Path(path).resolve())
+@contextlib.contextmanager
+def _source(path: str | os.PathLike) -> Iterator[tuple[str, int]]:
+    """Open the file here and hand ffmpeg `file:/dev/fd/N`, an inherited descriptor of it.
+
+    A name is never parsed by ffmpeg (nor by ffmpeg-python, which cannot hash a name that is not
+    UTF-8), and ffmpeg reads the very file opened here even if the name is swapped for a link or
+    another file meanwhile. Yields (url, fd); the fd goes to the child through `pass_fds`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MediaError(path, f"cannot open: {exc.strerror}") from None
+    try:
+        yield f"file:/dev/fd/{fd}", fd
+    finally:
+        os.close(fd)
 
 
 def _allowed_demuxer(format_name: str) -> str | None:
@@ -96,12 +113,14 @@ def _limited(args: Sequence[str], cfg: ExtractConfig) -> list[str]:
     return [prlimit, f"--as={memory}", f"--cpu={cpu}", "--", *args]
 
 
-def run(args: Sequence[str], timeout: float, path: str | os.PathLike) -> bytes:
-    """Run an ffmpeg/ffprobe command; kill its process group on timeout. Returns its stdout."""
+def run(args: Sequence[str], timeout: float, path: str | os.PathLike, fds: Sequence[int] = ()) -> bytes:
+    """Run an ffmpeg/ffprobe command; kill its process group on timeout. Returns its stdout.
+
+    `fds` are descriptors the child inherits (see `_source`)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-            start_new_session=True,
+            start_new_session=True, pass_fds=tuple(fds),
         )
         try:
             out, _ = proc.communicate(timeout=timeout)
@@ -135,8 +154,8 @@ def _describe_failure(returncode: int, stderr: bytes, path: str | os.PathLike) -
         return "ffmpeg went over its memory or CPU limit"
     lines = []
     for line in text.splitlines():
-        line = re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\] ", "", line.strip())
-        line = line.replace(_url(path) + ": ", "").replace(str(path), Path(path).name)
+        line = re.sub(r"\[[^\]]* @ 0x[0-9a-f]+\] ", "", line.strip())  # "[SWR @ 0x55...] ": heap addresses
+        line = re.sub(r"file:/dev/fd/\d+: ", "", line).replace(str(path), Path(path).name)
         if line and line not in lines:
             lines.append(line)
     return "ffmpeg failed: " + ("; ".join(lines)[:300] if lines else f"exit status {returncode}")
@@ -152,14 +171,15 @@ def probe(path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> MediaInfo:
         raise MediaError(path, "empty file")
     if size > cfg.max_file_mb * 1024 * 1024:
         raise MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
-    args = [
-        tool("ffprobe"), "-v", "error", "-protocol_whitelist", "file",
-        "-format_whitelist", FORMAT_WHITELIST,
-        "-probesize", "20000000", "-analyzeduration", "20000000",
-        "-show_format", "-show_streams", "-of", "json", _url(path),
-    ]
     try:
-        raw = run(_limited(args, cfg), cfg.probe_timeout_s, path)
+        with _source(path) as (url, fd):
+            args = [
+                tool("ffprobe"), "-v", "error", "-protocol_whitelist", "file",
+                "-format_whitelist", FORMAT_WHITELIST,
+                "-probesize", "20000000", "-analyzeduration", "20000000",
+                "-show_format", "-show_streams", "-of", "json", url,
+            ]
+            raw = run(_limited(args, cfg), cfg.probe_timeout_s, path, (fd,))
     except MediaError as exc:
         if "not accepted" in exc.reason or "limit" in exc.reason:
             raise
@@ -190,8 +210,22 @@ def probe(path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> MediaInfo:
     fps = _rate(video[0].get("avg_frame_rate")) or _rate(video[0].get("r_frame_rate")) if video else 0.0
     if fps > cfg.max_fps:
         raise MediaError(path, f"frame rate {fps:.0f} fps is over the {cfg.max_fps:.0f} fps limit")
+    if video:  # the work, not each dimension alone: every frame is decoded, sampled or not
+        claimed = max(fps, _rate(video[0].get("r_frame_rate")))
+        work = decode_gigapixels(width, height, claimed, duration)
+        if work > cfg.max_decode_gpix:
+            raise MediaError(path, f"decoding it means {work:,.0f} gigapixels ({width}x{height} at {claimed:.0f} fps "
+                                   f"for {duration:.0f} s), over the {cfg.max_decode_gpix:,.0f} gigapixel budget")
+    default_audio = [s for s in audio if s.get("disposition", {}).get("default")]
     return MediaInfo(path=str(path), format_name=format_name, duration=duration,
-                     has_audio=bool(audio), has_video=bool(video), width=width, height=height, fps=fps)
+                     has_audio=bool(audio), has_video=bool(video), width=width, height=height, fps=fps,
+                     audio_stream=int((default_audio or audio)[0].get("index", -1)) if audio else -1,
+                     video_stream=int(video[0].get("index", -1)) if video else -1)
+
+
+def decode_gigapixels(width: int, height: int, fps: float, seconds: float) -> float:
+    """Pixels a decoder produces for the whole stream, in billions (about 3 s of one core each)."""
+    return width * height * fps * seconds / 1e9
 
 
 def _float(value) -> float:
@@ -208,12 +242,17 @@ def _rate(value) -> float:
         return 0.0
 
 
-def _input(info: MediaInfo, cfg: ExtractConfig, **kwargs) -> ffmpeg.nodes.FilterableStream:
+def _input(info: MediaInfo, url: str, cfg: ExtractConfig, **kwargs) -> ffmpeg.nodes.FilterableStream:
     demuxer = _allowed_demuxer(info.format_name)
     if demuxer is None:
         raise MediaError(info.path, f"container format '{info.format_name or 'unknown'}' is not accepted")
-    return ffmpeg.input(_url(info.path), f=demuxer, protocol_whitelist="file",
+    return ffmpeg.input(url, f=demuxer, protocol_whitelist="file",
                         format_whitelist=FORMAT_WHITELIST, max_pixels=cfg.max_pixels, **kwargs)
+
+
+def _stream(source, index: int, kind: str):
+    """One stream of an input: by its probed index, else the first of its kind ("a" or "v")."""
+    return source[str(index)] if index >= 0 else source[f"{kind}:0"]
 
 
 def _compile(stream, cfg: ExtractConfig) -> list[str]:
@@ -232,12 +271,13 @@ def extract_audio(info: MediaInfo, wav_path: str | os.PathLike, cfg: ExtractConf
         raise MediaError(info.path, "no audio stream")
     wav_path = Path(wav_path)
     tmp = wav_path.with_name(wav_path.name + ".part")
-    stream = ffmpeg.output(
-        _input(info, cfg).audio, "file:" + str(tmp.resolve()), f="wav", acodec="pcm_s16le",
-        ac=1, ar=cfg.sample_rate, t=_until(info), map_metadata=-1,
-    ).overwrite_output()
     try:
-        run(_compile(stream, cfg), cfg.timeout_s, info.path)
+        with _source(info.path) as (url, fd):
+            stream = ffmpeg.output(
+                _stream(_input(info, url, cfg), info.audio_stream, "a"), "file:" + str(tmp.resolve()),
+                f="wav", acodec="pcm_s16le", ac=1, ar=cfg.sample_rate, t=_until(info), map_metadata=-1,
+            ).overwrite_output()
+            run(_compile(stream, cfg), cfg.timeout_s, info.path, (fd,))
         os.replace(tmp, wav_path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -253,8 +293,14 @@ def iter_frames(info: MediaInfo, size: int, cfg: ExtractConfig = DEFAULT) -> Ite
         raise MediaError(info.path, "no video stream")
     # a clip shorter than one sampling period still gives one frame
     rate = max(cfg.frame_rate, 1.0 / max(info.duration, 1e-3))
+    with _source(info.path) as (url, fd):
+        yield from _frames(info, url, fd, rate, size, cfg)
+
+
+def _frames(info: MediaInfo, url: str, fd: int, rate: float, size: int, cfg: ExtractConfig
+            ) -> Iterator[np.ndarray]:
     video = (
-        _input(info, cfg).video
+        _stream(_input(info, url, cfg), info.video_stream, "v")
         .filter("fps", fps=f"{rate:.6f}")
         .filter("scale", size, size, force_original_aspect_ratio="increase", flags="bicubic")
         .filter("crop", size, size)
@@ -263,7 +309,7 @@ def iter_frames(info: MediaInfo, size: int, cfg: ExtractConfig = DEFAULT) -> Ite
     frame_bytes = size * size * 3
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(_compile(stream, cfg), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=err, start_new_session=True, pass_fds=(fd,))
         timed_out = threading.Event()
 
         def expire() -> None:
@@ -299,12 +345,13 @@ def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, cfg: ExtractConfig =
     jpg_path = Path(jpg_path)
     tmp = jpg_path.with_name(jpg_path.name + ".part")
     at = min(1.0, info.duration / 2)
-    stream = ffmpeg.output(
-        _input(info, cfg, ss=f"{at:.3f}").video.filter("scale", width, -2),
-        "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4,
-    ).overwrite_output()
     try:
-        run(_compile(stream, cfg), cfg.probe_timeout_s, info.path)
+        with _source(info.path) as (url, fd):
+            stream = ffmpeg.output(
+                _stream(_input(info, url, cfg, ss=f"{at:.3f}"), info.video_stream, "v").filter("scale", width, -2),
+                "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4,
+            ).overwrite_output()
+            run(_compile(stream, cfg), cfg.probe_timeout_s, info.path, (fd,))
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(info.path, "no frame to make a thumbnail from")
         os.replace(tmp, jpg_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from vidsim.io import file_sha256, read_status
 from vidsim.modalities import MODALITIES, SINGLE, check, parse_weights
 from vidsim.scores import ps_softmax2
 from vidsim.spaces import LatentSpace
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INDEX = Path("data/index")
 DEFAULT_MODELS = Path("data/models")
@@ -118,6 +121,27 @@ class Library:
                 space.loader = functools.partial(load_model, models_dir, space.modality)
         return cls(index, index_dir)
 
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike = DEFAULT_INDEX, models_dir: str | os.PathLike = DEFAULT_MODELS,
+             project: str | os.PathLike = ".", unverified: bool = False) -> Library:
+        """Load for serving (the CLI, the app): the artifacts must match `project`'s dvc.lock, and a
+        missing dvc.lock is refused too, unless the user asks for `unverified` loading.
+
+        Raises:
+            NotBuilt: no index yet. IntegrityError: unchecked or not matching dvc.lock.
+        """
+        if unverified:
+            log.warning("loading %s and %s without checking them against dvc.lock", index_dir, models_dir)
+            return cls.load(index_dir, models_dir)
+        if not (Path(project) / "dvc.lock").exists():
+            if not (Path(index_dir) / "index.npz").exists():
+                raise NotBuilt(f"no index in {index_dir}: run `dvc repro` (or `make demo`) first")
+            raise IntegrityError(
+                f"no dvc.lock in {Path(project).resolve()} to check {index_dir} and {models_dir} against: "
+                "run from the project that built them, or load them unchecked with --unverified "
+                "(VIDSIM_UNVERIFIED=1 for the app)")
+        return cls.load(index_dir, models_dir, verify_root=project)
+
     # --- what the library offers ---------------------------------------------------------------
 
     @property
@@ -153,8 +177,10 @@ class Library:
         Raises:
             MediaError: the file is not a usable video (the message names the file and why).
         """
-        cfg = dataclasses.replace(
-            self.extract_cfg, max_duration_s=min(self.extract_cfg.max_duration_s, self.search_cfg.max_query_s))
+        ex, q = self.extract_cfg, self.search_cfg
+        cfg = dataclasses.replace(ex, max_duration_s=min(ex.max_duration_s, q.max_query_s),
+                                  max_decode_gpix=min(ex.max_decode_gpix, q.max_query_gpix),
+                                  timeout_s=min(ex.timeout_s, q.query_timeout_s))
         with tempfile.TemporaryDirectory(prefix="vidsim-query-") as tmp:
             _, feats = extract_and_featurize(path, tmp, self.encoder, self.audio_cfg, cfg, on_step)
         return feats
@@ -390,6 +416,18 @@ class Library:
     def clip_info(self, clip: str) -> pd.Series:
         """The index row of a library clip (path, sha256, labels, ...)."""
         return self.index.clips.iloc[self.row_of(clip)]
+
+    def playable(self, path: str | os.PathLike) -> Path | None:
+        """The real path of `path` if it is a media file inside the indexed library folder, else None:
+        the app serves nothing else, whatever clips.csv says."""
+        root = self.index.manifest.get("library")
+        try:
+            real = Path(path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not root or not real.is_relative_to(Path(root).resolve()) or not real.is_file():
+            return None
+        return real if real.suffix.lower() in self.extract_cfg.extensions else None
 
     def thumbnail(self, clip: str) -> Path | None:
         """A JPEG frame of a library clip, when it has video."""

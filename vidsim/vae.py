@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -96,14 +97,32 @@ def save(path: str | os.PathLike, model: VAE, norm: Normaliser, meta: dict) -> N
         save_file(tensors, str(tmp), metadata={"vidsim": json.dumps(header)})
 
 
+MAX_WEIGHTS = 50_000_000  # entries of the largest layer a checkpoint may claim (200 MB of float32)
+
+
+def _shapes(n_in: int, hidden: int, latent: int) -> dict[str, torch.Size]:
+    """The tensors a checkpoint of this size holds, without allocating a model (meta device)."""
+    with torch.device("meta"):
+        model = VAE(n_in, hidden, latent)
+    out = {f"model.{k}": v.shape for k, v in model.state_dict().items()}
+    return {**out, "norm.mean": torch.Size([n_in]), "norm.std": torch.Size([n_in])}
+
+
 def load(path: str | os.PathLike) -> tuple[VAE, Normaliser, dict]:
     """Load a checkpoint written by `save` (no pickle involved)."""
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as fh:
         header = json.loads(fh.metadata()["vidsim"])
+        shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    n_in, hidden, latent = (int(header[k]) for k in ("n_in", "hidden", "latent"))
+    expected = {k: tuple(v) for k, v in _shapes(n_in, hidden, latent).items()}
+    # Checked from the file's header, before anything is allocated: a crafted header cannot make
+    # the loader build a model of any size.
+    if shapes != expected or n_in * hidden > MAX_WEIGHTS:
+        raise ValueError(f"{Path(path).name}: tensors do not match a {n_in} -> {hidden} -> {latent} VAE")
     tensors = load_file(str(path))
-    model = VAE(header["n_in"], header["hidden"], header["latent"])
+    model = VAE(n_in, hidden, latent)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     norm = Normaliser(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
     return model.eval(), norm, header

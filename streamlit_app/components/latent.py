@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from vidsim.modalities import RELEVANCE
 from vidsim.projection import project_2d
+
+
+def _text(value: str) -> str:
+    """Plain text for plotly, which renders <a>, <b>, <br> and friends in names and hover labels."""
+    return html.escape(str(value), quote=False)
 
 
 def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None = None,
@@ -27,8 +34,9 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
     for group in groups:
         mask = (labels == group).to_numpy() if group is not None else np.ones(len(points), bool)
         fig.add_trace(go.Scatter(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=group or "library",
-            customdata=points.loc[mask, "clip"], hovertemplate="%{customdata}<extra></extra>",
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=_text(group) if group else "library",
+            customdata=points.loc[mask, "clip"], text=points.loc[mask, "clip"].map(_text),
+            hovertemplate="%{text}<extra></extra>",
             marker={"size": 9, "opacity": 0.8},
         ))
     if q:
@@ -43,8 +51,8 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
                                      line={"color": "rgba(200,30,30,0.5)", "width": 1},
                                      hoverinfo="skip"))
         fig.add_trace(go.Scatter(
-            x=[qx], y=[qy], mode="markers", name="query", customdata=[query_name],
-            hovertemplate="query: %{customdata}<extra></extra>",
+            x=[qx], y=[qy], mode="markers", name="query", text=[_text(query_name)],
+            hovertemplate="query: %{text}<extra></extra>",
             marker={"symbol": "star", "size": 18, "color": "crimson", "line": {"width": 1}},
         ))
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},

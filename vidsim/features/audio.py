@@ -16,6 +16,8 @@ import functools
 import importlib.util
 import os
 import sys
+import threading
+import time
 import types
 
 import numpy as np
@@ -79,7 +81,7 @@ if not hasattr(ShortTermFeatures.chroma_features_init, "__wrapped__"):
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a WAV as mono int16 samples and its rate."""
-    rate, signal = scipy.io.wavfile.read(path)
+    rate, signal = scipy.io.wavfile.read(path, mmap=True)  # mapped, not read: an hour is 300 MB
     if signal.ndim == 2:
         signal = signal.mean(axis=1).astype(np.int16)
     return signal, int(rate)
@@ -100,9 +102,12 @@ def audio_features(signal: np.ndarray, rate: int, cfg: AudioConfig) -> tuple[np.
     return vec, names
 
 
-def audio_analysis(signal: np.ndarray, rate: int, cfg: AudioConfig
+def audio_analysis(signal: np.ndarray, rate: int, cfg: AudioConfig, deadline: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The clip statistics and the per-window (per-second by default) features they average.
+
+    Audio longer than CHUNK_S is analysed a chunk at a time, so memory stays bounded (an hour took
+    5.3 GB in one piece), and the work stops with a ValueError once `deadline` (time.monotonic()) passes.
 
     Returns:
         (138,) float32 clip vector, (T, 136) float32 mid-term features (one row per mid-term
@@ -115,12 +120,12 @@ def audio_analysis(signal: np.ndarray, rate: int, cfg: AudioConfig
         raise ValueError(f"audio too short: {seconds:.2f} s, need at least {4 * cfg.short_window:.2f} s")
     # A clip shorter than one mid-term window is summarised as a single window.
     mid_window = min(cfg.mid_window, seconds)
-    x = signal.astype(np.float64)
-    mid, short, names = MidTermFeatures.mid_feature_extraction(
-        x, rate,
-        round(mid_window * rate), round(min(cfg.mid_step, mid_window) * rate),
-        round(cfg.short_window * rate), round(cfg.short_step * rate),
-    )
+    args = (round(mid_window * rate), round(min(cfg.mid_step, mid_window) * rate),
+            round(cfg.short_window * rate), round(cfg.short_step * rate))
+    if _chunkable(args) and len(signal) > CHUNK_S * rate + args[0]:
+        mid, short, names = _chunked(signal, rate, *args, deadline)
+    else:
+        mid, short, names = MidTermFeatures.mid_feature_extraction(signal.astype(np.float64), rate, *args)
     # mid: (136, n_mid), short: (68, n_short)
     windows = np.nan_to_num(mid.T, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     stats = windows.mean(axis=0)
@@ -128,6 +133,66 @@ def audio_analysis(signal: np.ndarray, rate: int, cfg: AudioConfig
     vec = np.concatenate([stats, [bpm, ratio]]).astype(np.float32)
     vec = np.nan_to_num(vec, nan=0.0, posinf=0.0, neginf=0.0)
     return vec, windows, list(names) + list(BEAT_NAMES)
+
+
+CHUNK_S = 60  # seconds of audio that pyAudioAnalysis analyses at a time
+BLOCK = 1 << 20  # samples converted to float64 at a time for the whole signal's mean and peak
+
+
+class _Skip(threading.local):
+    dc_normalize = False
+
+
+_SKIP = _Skip()
+_dc_normalize = ShortTermFeatures.dc_normalize
+
+
+def _dc_normalize_unless_done(sig_array: np.ndarray) -> np.ndarray:
+    """pyAudioAnalysis' own, except inside `_chunked` (this thread only), which normalised the whole
+    signal already: per chunk it would use each chunk's mean and peak."""
+    return sig_array if _SKIP.dc_normalize else _dc_normalize(sig_array)
+
+
+ShortTermFeatures.dc_normalize = _dc_normalize_unless_done
+
+
+def _chunkable(args: tuple[int, int, int, int]) -> bool:
+    """Chunks line up with pyAudioAnalysis' windows when mid windows neither overlap nor leave gaps
+    and hold a whole number of non-overlapping short windows."""
+    mid_window, mid_step, short_window, short_step = args
+    return mid_window == mid_step and short_window == short_step and mid_step % short_step == 0
+
+
+def _chunked(signal: np.ndarray, rate: int, mid_window: int, mid_step: int, short_window: int,
+             short_step: int, deadline: float | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """mid_feature_extraction over chunks of CHUNK_S seconds, each led by one extra mid window
+    whose features are dropped: every kept short window then has its predecessor (spectral flux
+    and deltas depend on it), and the normalisation is the whole signal's, as pyAudioAnalysis does
+    it (the same values up to the summation order of the mean)."""
+    scale = 2.0 ** 15  # pyAudioAnalysis divides by it; multiplying back is exact (a power of two)
+    blocks = range(0, len(signal), BLOCK)
+    mean = sum(float(signal[i:i + BLOCK].astype(np.float64).sum()) for i in blocks) / len(signal) / scale
+    peak = max(float(np.abs(signal[i:i + BLOCK].astype(np.float64) / scale - mean).max()) for i in blocks) + 1e-10
+    step = CHUNK_S * rate // mid_step * mid_step
+    mids, shorts, names = [], [], []
+    for start in range(0, len(signal), step):
+        if deadline is not None and time.monotonic() > deadline:
+            raise ValueError("the audio analysis took longer than its time limit")
+        lead = mid_step if start else 0
+        end = len(signal) if start + step >= len(signal) else start + step
+        chunk = (signal[start - lead:end].astype(np.float64) / scale - mean) / peak * scale
+        _SKIP.dc_normalize = True
+        try:
+            mid, short, names = MidTermFeatures.mid_feature_extraction(
+                chunk, rate, mid_window, mid_step, short_window, short_step)
+        finally:
+            _SKIP.dc_normalize = False
+        skip = 1 if lead else 0
+        mids.append(mid[:, skip:])
+        shorts.append(short[:, skip * (mid_step // short_step):])
+        if end == len(signal):
+            break
+    return np.concatenate(mids, axis=1), np.concatenate(shorts, axis=1), names
 
 
 def feature_names(cfg: AudioConfig | None = None) -> list[str]:

@@ -59,13 +59,14 @@ def log_mel(signal: np.ndarray, rate: int, bands: int) -> np.ndarray:
     Args:
         signal: (n,) int16 mono samples.
     """
-    y = np.pad(signal.astype(np.float32) / 32768.0, N_FFT // 2)
-    frames = sliding_window_view(y, N_FFT)[::HOP]
+    padded = np.pad(signal, N_FFT // 2)  # int16: samples become float32 a block at a time
+    frames = sliding_window_view(padded, N_FFT)[::HOP]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
     fb = filterbank(rate, N_FFT, bands, FMIN)
     out = np.empty((bands, len(frames)), np.float32)
     for start in range(0, len(frames), BLOCK):
-        spec = scipy.fft.rfft(frames[start:start + BLOCK] * window, axis=1)  # float32 in, complex64 out
+        block = frames[start:start + BLOCK].astype(np.float32) / 32768.0
+        spec = scipy.fft.rfft(block * window, axis=1)  # float32 in, complex64 out
         out[:, start:start + BLOCK] = fb @ (spec.real ** 2 + spec.imag ** 2).T.astype(np.float32)
     return 10.0 * np.log10(np.maximum(out, 1e-10))
 

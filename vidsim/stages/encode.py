@@ -29,12 +29,15 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--thumbs", type=Path, required=True, help="the extract stage's thumbnails")
     args = parser.parse_args()
-    search = from_dict(SearchConfig, load_params().get("search"))
+    params = load_params()
+    search = from_dict(SearchConfig, params.get("search"))
     methods.check(search.method)
     features = load_features(args.features)
     models = {m: vae.load(args.models / f"{m}.safetensors")[:2] for m in MODALITIES
               if (args.models / f"{m}.safetensors").exists()}
-    manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search)}
+    # the library folder: the only place the app serves media files from
+    manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search),
+                "library": params["library"]["dir"]}
     spaces = methods.build_spaces(features, models, text=bool(manifest["encoder"]["has_text"]))
     calibrations = methods.calibrate(spaces, features.clips, search.k, (search.expansion, search.expansion_mix))
     Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)

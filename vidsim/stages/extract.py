@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vidsim.config import ExtractConfig, from_dict, load_params
 from vidsim.extraction import extract_library, read_labels
-from vidsim.io import atomic_path
+from vidsim.io import write_table
 from vidsim.stages import setup_logging
 
 
@@ -27,8 +27,7 @@ def main() -> None:
         raise SystemExit(f"library folder {args.library} does not exist (params.yaml: library.dir)")
     labels = read_labels(args.library / params["library"]["labels"])
     status = extract_library(args.library, args.out, cfg, labels)
-    with atomic_path(args.out / "status.csv") as tmp:
-        status.to_csv(tmp, index=False)
+    write_table(status, args.out / "status.csv")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from vidsim.dataset import stack
 from vidsim.encoder import load_from_config
 from vidsim.features.audio import feature_names
 from vidsim.featurization import featurize_library
-from vidsim.io import atomic_path, read_status, write_json
+from vidsim.io import read_status, write_json, write_table
 from vidsim.stages import setup_logging
 
 
@@ -33,8 +33,7 @@ def main() -> None:
     status, feats = featurize_library(status, args.extracted, args.out / "cache", encoder,
                                       audio_cfg, extract_cfg)
     stack(status, feats, encoder.info.dim).save(args.out)
-    with atomic_path(args.out / "status.csv") as tmp:
-        status.to_csv(tmp, index=False)
+    write_table(status, args.out / "status.csv")
     write_json(args.out / "features.json", {
         "encoder": dataclasses.asdict(encoder.info),
         "audio": dataclasses.asdict(audio_cfg), "audio_names": feature_names(),
