@@ -8,9 +8,11 @@ import threading
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from vidsim.integrity import IntegrityError
 from vidsim.search import Library, NotBuilt
+from vidsim.slots import FairSlots
 
 
 def folder(name: str, default: str) -> Path:
@@ -29,8 +31,15 @@ def load_library() -> Library:
 
 
 @st.cache_resource
-def query_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(CONCURRENT_QUERIES)
+def query_slots() -> FairSlots:
+    """Shared by every session of this process: one query each at most, first come first served."""
+    return FairSlots(CONCURRENT_QUERIES)
+
+
+def session_id() -> str:
+    """This browser session's id (one per tab), for fair sharing of the query slots."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else f"thread-{threading.get_ident()}"
 
 
 def library_or_stop() -> Library:

@@ -128,27 +128,3 @@ def test_log_mel_is_librosas():
     ours = mel.log_mel(signal, rate, 64)
     assert ours.shape == ref.shape and ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, atol=0.02)  # dB
-
-
-def test_long_audio_is_analysed_in_chunks_with_the_same_values(monkeypatch):
-    """Chunks bound the memory of an hour of audio; the values are those of one piece, exactly."""
-    from vidsim.features import audio as audio_module
-
-    signal, cfg = _music(130.5), AudioConfig()
-    monkeypatch.setattr(audio_module, "CHUNK_S", 10_000)
-    whole_vec, whole_windows, _ = audio_analysis(signal, 44100, cfg)
-    monkeypatch.setattr(audio_module, "CHUNK_S", 60)
-    vec, windows, _ = audio_analysis(signal, 44100, cfg)
-    assert windows.shape == whole_windows.shape == (131, 136)
-    np.testing.assert_array_equal(windows, whole_windows)
-    np.testing.assert_array_equal(vec, whole_vec)
-
-
-def test_audio_analysis_stops_at_its_deadline(monkeypatch):
-    import time
-
-    from vidsim.features import audio as audio_module
-
-    monkeypatch.setattr(audio_module, "CHUNK_S", 2)
-    with pytest.raises(ValueError, match="the audio analysis took longer than its time limit"):
-        audio_analysis(_music(10.0), 44100, AudioConfig(), deadline=time.monotonic() - 1)

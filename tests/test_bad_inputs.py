@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
+import pandas as pd
 import pytest
 
-from tests.helpers import make_clip
+from tests.helpers import ROOT, make_clip
 from vidsim import media
 from vidsim.config import ExtractConfig
 from vidsim.extraction import extract_library
@@ -357,3 +359,60 @@ def test_mutations_of_a_good_clip_end_cleanly(samples, lib, upload_root):
     assert not list(upload_root.iterdir())
     assert not _ffmpeg_children(str(upload_root))
     assert outcomes["ok"] + outcomes["error"] == 100 and outcomes["error"] > 0
+
+
+EVIL = '<a href="https://example.org/">x</a>'
+
+
+def test_labels_and_names_are_plain_text_in_plots():
+    sys.path.insert(0, str(ROOT / "streamlit_app"))
+    from components.latent import latent_figure
+
+    """A label or clip name with HTML never becomes a link (or any markup) in the plotly figure."""
+    points = pd.DataFrame({"clip": [f"{EVIL}.mp4", "b.mp4", "c.mp4"], "path": "", "audio_label": [EVIL, "t", "t"],
+                           "visual_label": ["v", "v", "w"], "z0": [0.0, 1.0, 2.0], "z1": [0.0, 1.0, 0.5]})
+    fig, _ = latent_figure(points, "audio", query=np.array([0.5, 0.5]), query_name=f"<b>{EVIL}</b>")
+    shown = [t.name for t in fig.data] + [str(x) for t in fig.data if t.text is not None for x in t.text]
+    assert not any("<a" in s or "<b>" in s for s in shown), shown
+    assert any("&lt;a href" in s for s in shown)
+    assert f"{EVIL}.mp4" in list(fig.data[0].customdata) + list(fig.data[1].customdata)  # clicks still name the clip
+
+
+def test_one_slot_per_session():
+    from vidsim.slots import Busy, FairSlots
+
+    slots = FairSlots(2)
+    with slots.hold("alice", 1):
+        with pytest.raises(Busy, match="a query of yours is still running"):
+            with slots.hold("alice", 0.1):
+                pass
+        with slots.hold("bob", 0.1):  # the second slot is for someone else
+            pass
+
+
+def test_waiting_sessions_are_served_in_order_and_time_out():
+    import threading
+
+    from vidsim.slots import Busy, FairSlots
+
+    slots = FairSlots(1)
+    order, started = [], []
+
+    def query(name: str) -> None:
+        with slots.hold(name, 5):
+            order.append(name)
+            time.sleep(0.05)
+
+    with slots.hold("first", 1):
+        threads = []
+        for name in ("a", "b", "c"):
+            threads.append(threading.Thread(target=query, args=(name,)))
+            threads[-1].start()
+            started.append(name)
+            time.sleep(0.05)  # they queue up in this order
+        with pytest.raises(Busy, match="busy with other queries"):
+            with slots.hold("late", 0.1):
+                pass
+    for t in threads:
+        t.join(5)
+    assert order == ["a", "b", "c"]

@@ -144,3 +144,62 @@ def test_pickled_index_is_refused_without_running_it(project, built, tmp_path, m
     with pytest.raises(IntegrityError, match="not a readable index"):
         Library.load(proj / "data/index", proj / "data/models")
     assert not marker.exists()
+
+
+def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path):
+    """A checkpoint whose header claims a 1,000,000 -> 1300 VAE (5.2 GB) around tiny tensors is
+    refused from the header: the loader's memory stays small."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    from vidsim import vae
+    from vidsim.config import VAEConfig
+
+    model, norm, _ = vae.train_vae(np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32),
+                                   VAEConfig(hidden=3, latent=2, epochs=1), 0, progress=False)
+    vae.save(tmp_path / "ok.safetensors", model, norm, {})
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({"norm.mean": torch.zeros(4), "norm.std": torch.ones(4)})
+    header = {"n_in": 1_000_000, "hidden": 1300, "latent": 2}
+    save_file(tensors, str(tmp_path / "crafted.safetensors"), metadata={"vidsim": json.dumps(header)})
+    code = ("import resource, sys\nfrom vidsim import vae\nvae.load(sys.argv[1])\n"
+            "try:\n    vae.load(sys.argv[2])\nexcept ValueError as e:\n    print(e)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, tmp_path / "ok.safetensors", tmp_path / "crafted.safetensors"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "crafted.safetensors: tensors do not match a 1000000 -> 1300 -> 2 VAE"
+    assert int(out[1]) < 2000  # MB: building the claimed model alone would take 5,200
+
+
+def test_long_audio_is_analysed_in_chunks_with_the_same_values(monkeypatch):
+    """Chunks bound the memory of an hour of audio; the values are those of one piece, exactly."""
+    from tests.test_audio import _music
+    from vidsim.config import AudioConfig
+    from vidsim.features import audio as audio_module
+    from vidsim.features.audio import audio_analysis
+
+    signal, cfg = _music(130.5), AudioConfig()
+    monkeypatch.setattr(audio_module, "CHUNK_S", 10_000)
+    whole_vec, whole_windows, _ = audio_analysis(signal, 44100, cfg)
+    monkeypatch.setattr(audio_module, "CHUNK_S", 60)
+    vec, windows, _ = audio_analysis(signal, 44100, cfg)
+    assert windows.shape == whole_windows.shape == (131, 136)
+    np.testing.assert_array_equal(windows, whole_windows)
+    np.testing.assert_array_equal(vec, whole_vec)
+
+
+def test_audio_analysis_stops_at_its_deadline(monkeypatch):
+    import time
+
+    from tests.test_audio import _music
+    from vidsim.config import AudioConfig
+    from vidsim.features import audio as audio_module
+    from vidsim.features.audio import audio_analysis
+
+    monkeypatch.setattr(audio_module, "CHUNK_S", 2)
+    with pytest.raises(ValueError, match="the audio analysis took longer than its time limit"):
+        audio_analysis(_music(10.0), 44100, AudioConfig(), deadline=time.monotonic() - 1)

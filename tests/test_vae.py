@@ -47,29 +47,3 @@ def test_normaliser_handles_constant_columns():
     n = vae.Normaliser.fit(x)
     out = n(x)
     assert np.isfinite(out).all() and abs(out[:, 0].mean()) < 1e-6
-
-
-def test_a_crafted_header_is_refused_before_anything_is_allocated(tmp_path):
-    """A checkpoint whose header claims a 1,000,000 -> 1300 VAE (5.2 GB) around tiny tensors is
-    refused from the header: the loader's memory stays small."""
-    import json
-    import subprocess
-    import sys
-
-    import torch
-    from safetensors.torch import save_file
-
-    model, norm, _ = vae.train_vae(np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32),
-                                   VAEConfig(hidden=3, latent=2, epochs=1), 0, progress=False)
-    vae.save(tmp_path / "ok.safetensors", model, norm, {})
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({"norm.mean": torch.zeros(4), "norm.std": torch.ones(4)})
-    header = {"n_in": 1_000_000, "hidden": 1300, "latent": 2}
-    save_file(tensors, str(tmp_path / "crafted.safetensors"), metadata={"vidsim": json.dumps(header)})
-    code = ("import resource, sys\nfrom vidsim import vae\nvae.load(sys.argv[1])\n"
-            "try:\n    vae.load(sys.argv[2])\nexcept ValueError as e:\n    print(e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
-    out = subprocess.run([sys.executable, "-c", code, tmp_path / "ok.safetensors", tmp_path / "crafted.safetensors"],
-                         capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[0] == "crafted.safetensors: tensors do not match a 1000000 -> 1300 -> 2 VAE"
-    assert int(out[1]) < 2000  # MB: building the claimed model alone would take 5,200

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from common import plain, query_slots
+from common import plain, query_slots, session_id
 
 from vidsim.clip import ClipFeatures
 from vidsim.media import MediaError
 from vidsim.search import Library
+from vidsim.slots import Busy
 from vidsim.uploads import private_copy
 
 STEPS = ["probe", "audio", "frames", "features", "search"]
@@ -31,22 +32,24 @@ def featurize_upload(lib: Library, data: bytes, display_name: str) -> ClipFeatur
 
 
 def featurize_with_progress(lib: Library, path: Path, display_name: str) -> ClipFeatures:
-    slots = query_slots()
-    if not slots.acquire(timeout=BUSY_WAIT_S):
-        raise QueryFailed("The server is busy with other queries; try again in a minute.")
     try:
-        bar = st.progress(0.0, text="starting…")
+        with query_slots().hold(session_id(), BUSY_WAIT_S):
+            return _featurize(lib, path, display_name)
+    except Busy as exc:
+        raise QueryFailed(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
 
-        def on_step(step: str) -> None:
-            i = STEPS.index(step)
-            bar.progress(i / len(STEPS), text=f"step {i + 1}/{len(STEPS)}: {step}")
 
-        try:
-            feats = lib.featurize(path, on_step=on_step)
-        except MediaError as exc:
-            raise QueryFailed(f"Could not use **{plain(display_name)}**: {plain(exc.reason)}") from None
-        on_step("search")
-        bar.empty()
-        return feats
-    finally:
-        slots.release()
+def _featurize(lib: Library, path: Path, display_name: str) -> ClipFeatures:
+    bar = st.progress(0.0, text="starting…")
+
+    def on_step(step: str) -> None:
+        i = STEPS.index(step)
+        bar.progress(i / len(STEPS), text=f"step {i + 1}/{len(STEPS)}: {step}")
+
+    try:
+        feats = lib.featurize(path, on_step=on_step)
+    except MediaError as exc:
+        raise QueryFailed(f"Could not use **{plain(display_name)}**: {plain(exc.reason)}") from None
+    on_step("search")
+    bar.empty()
+    return feats
