@@ -315,7 +315,7 @@ def test_a_file_swapped_after_extract_is_not_featurized(tmp_path, samples, swap)
     status, feats = featurize_library(status, tmp_path / "out", tmp_path / "features",
                                       load_encoder("tiny-test", "random"), AudioConfig(), ExtractConfig())
     assert status.loc[0, "status"] == "error" and not feats
-    assert status.loc[0, "reason"].startswith("the file changed while it was being indexed")
+    assert status.loc[0, "reason"].startswith("the file is not the one extract read")
 
 
 def test_ffmpeg_messages_lose_heap_addresses_and_paths():

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name", "audio_stream", "video_stream"]
 LABEL_COLUMNS = ["audio_label", "visual_label"]
-STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, "file_id", *LABEL_COLUMNS]
+STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLUMNS]
 
 
 def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -42,34 +42,43 @@ def refusal(path: Path, root: Path) -> str | None:
 def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tuple[dict, bool]:
     """Probe, WAV and thumbnail for one file, reusing the cache.
 
-    Returns (status row fields with `file_id`, was_cached).
+    Returns (status row fields, was_cached).
     """
-    before = file_id(path)
-    size = int(before.split("-")[0])
-    if size > cfg.max_file_mb * 1024 * 1024:  # before hashing: a huge (or sparse) file costs nothing
-        raise media.MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
+    before = file_state(path)
+    if before[0] > cfg.max_file_mb * 1024 * 1024:  # before hashing: a huge (or sparse) file costs nothing
+        raise media.MediaError(path, f"{before[0] / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
     sha = file_sha256(path)
     with _lock(sha):  # two copies of one file share cache entries: one extracts, one finds it
         meta, cached = _extract(path, sha, cache, thumbs, cfg)
     check_unchanged(path, before)
-    return {**meta, "file_id": before}, cached
+    return meta, cached
 
 
-def file_id(path: Path) -> str:
-    """size-mtime-inode-device of the file a name leads to: what was hashed is what gets decoded."""
+def file_state(path: Path) -> tuple[int, int, int, int]:
+    """(size, mtime, inode, device) of the file a name leads to now."""
     st = path.stat()
-    return f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}-{st.st_dev}"
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
 
 
-def check_unchanged(path: Path, expected: str) -> None:
-    """MediaError when the file (or what its name leads to) is not the one read before."""
+def check_unchanged(path: Path, before: tuple[int, int, int, int]) -> None:
+    """MediaError when the name no longer leads to the file (and bytes) read before: what was
+    hashed is what was decoded."""
     try:
-        now = file_id(path)
+        now = file_state(path)
     except OSError:
-        now = "gone"
-    if now != expected:
+        now = None
+    if now != before:
         raise media.MediaError(path, "the file changed while it was being indexed (replaced, edited or "
                                      "linked elsewhere): run the pipeline again")
+
+
+def check_content(path: Path, sha256: str) -> tuple[int, int, int, int]:
+    """MediaError unless the file still holds the bytes extract hashed; returns its state then."""
+    before = file_state(path)
+    if file_sha256(path) != sha256:
+        raise media.MediaError(path, "the file is not the one extract read (replaced, edited or linked "
+                                     "elsewhere since): run the pipeline again")
+    return before
 
 
 def _lock(key: str) -> threading.Lock:
@@ -141,7 +150,7 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
         missing = [m for m, has in (("audio", meta["has_audio"]), ("video", meta["has_video"])) if not has]
         if missing:
             row["reason"] = f"no {missing[0]} stream: indexed for {'visual' if missing[0] == 'audio' else 'audio'} only"
-        return {**row, **{k: meta[k] for k in [*META_COLUMNS, "file_id"]}}, "cached" if cached else "new"
+        return {**row, **{k: meta[k] for k in META_COLUMNS}}, "cached" if cached else "new"
 
     # Threads are enough: the work happens in ffmpeg children and in hashing, which frees the GIL.
     with ThreadPoolExecutor(cfg.pool_size, thread_name_prefix="vidsim-extract") as pool:

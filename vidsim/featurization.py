@@ -21,7 +21,7 @@ from vidsim import media
 from vidsim.clip import ClipFeatures, featurize
 from vidsim.config import AudioConfig, ExtractConfig
 from vidsim.encoder import Encoder
-from vidsim.extraction import check_unchanged
+from vidsim.extraction import check_content, check_unchanged
 from vidsim.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -104,13 +104,11 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
                                audio_stream=_index(row.get("audio_stream")),
                                video_stream=_index(row.get("video_stream")))
         try:
-            expected = row.get("file_id") or ""
-            if expected:  # the file extract hashed, not one swapped in since (or a link now)
-                check_unchanged(Path(row["path"]), expected)
+            # the bytes extract hashed, not a file (or link) swapped in since, nor during decoding
+            state = check_content(Path(row["path"]), sha)
             wav = extracted / "cache" / f"{sha}.wav" if info.has_audio else None
             result = featurize(info, wav, own_encoder(), audio_cfg, extract_cfg)
-            if expected:
-                check_unchanged(Path(row["path"]), expected)
+            check_unchanged(Path(row["path"]), state)
         except media.MediaError as exc:
             log.warning("%s: %s", row["clip"], exc.reason)
             return exc
