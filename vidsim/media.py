@@ -2,10 +2,11 @@
 
 Media files are untrusted. Every child runs without a shell, with `-nostdin`, only the `file`
 protocol, an allow-list of container formats (playlist and pattern demuxers such as hls, dash,
-concat and image2 can make ffmpeg read other files), the input as an absolute `file:` URL (a name
-can never be read as an option, a pattern or another protocol), a memory limit (prlimit) and a
-wall-clock timeout that kills its whole process group. Decoding forces the demuxer the probe
-found and stops at the probed duration.
+concat and image2 can make ffmpeg read other files), the input as a descriptor vidsim opened,
+`file:/dev/fd/N` (a name is never read as an option, a pattern or another protocol), a memory limit
+(prlimit) and a wall-clock timeout that kills its whole process group. Probing refuses files over
+the limits, decoding work included; decoding forces the demuxer the probe found, reads the chosen
+streams only and stops at the probed duration.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -86,11 +88,14 @@ def _source(path: str | os.PathLike) -> Iterator[tuple[str, int]]:
     UTF-8), and ffmpeg reads the very file opened here even if the name is swapped for a link or
     another file meanwhile. Yields (url, fd); the fd goes to the child through `pass_fds`.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # non-blocking: a name swapped for a FIFO cannot hang the open
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise MediaError(path, f"cannot open: {exc.strerror}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MediaError(path, "not a regular file")
+        os.set_blocking(fd, True)
         yield f"file:/dev/fd/{fd}", fd
     finally:
         os.close(fd)
