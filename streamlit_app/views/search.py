@@ -10,6 +10,7 @@ from components.latent import latent_figure
 from components.query import QueryFailed, featurize_upload
 from components.results import SCORE_HELP, disagreement, results_column
 
+from vidsim.integrity import IntegrityError
 from vidsim.methods import DESCRIPTIONS
 from vidsim.modalities import TITLES
 
@@ -115,9 +116,14 @@ if not plotted:
 for m, tab in zip(plotted, st.tabs([TITLES[m] for m in plotted]) if plotted else []):
     with tab:
         r = results.get(m)
-        has_query = r is not None and not isinstance(r, str) and r.latent is not None and query is not None
+        try:  # the original's VAE loads here, on first use
+            latent = r.latent if r is not None and not isinstance(r, str) and query is not None else None
+        except IntegrityError as exc:
+            st.warning(f"The query cannot be placed: {plain(str(exc))}")
+            latent = None
+        has_query = latent is not None
         fig, caption = latent_figure(
-            lib.points(m), m, query=r.latent if has_query else None,
+            lib.points(m), m, query=latent,
             neighbours=[h.clip for h in r.hits] if has_query else None,
             query_name=query["name"] if query else "query")
         st.caption(caption + " · the original's VAE latent (the hits come from the chosen method) "
