@@ -70,6 +70,8 @@ def query(
             raise ValueError(f"-k must be at least 1, got {k}")
         if clip is None and not text:
             raise ValueError("give a query clip, or --text")
+        if clip is not None and not library_clip and not clip.is_file():
+            raise ValueError(f"{clip}: {'not a file' if clip.exists() else 'no such file'}")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     lib = _load(index, models, unverified)
@@ -82,7 +84,7 @@ def query(
         else:
             result = lib.query(clip, modality, k, score, method, weights, exclude_duplicates=exclude_self,
                                text=text)
-    except (media.MediaError, ValueError, KeyError) as exc:
+    except (media.MediaError, ValueError, KeyError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:

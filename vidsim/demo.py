@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import scipy.io.wavfile
 from PIL import Image
-from tqdm import tqdm
 
 from vidsim import media
 from vidsim.io import atomic_path
+from vidsim.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _fetch_debian(out_dir: Path, cfg: SourcesConfig) -> None:
         raise RuntimeError("apt-get/dpkg-deb not found")
     credits = ["# Demo sources\n"]
     with tempfile.TemporaryDirectory() as tmp:
-        for pkg in tqdm(cfg.packages, desc="apt-get download", unit="pkg"):
+        for pkg in progress(cfg.packages, desc="apt-get download", unit="pkg"):
             subprocess.run(["apt-get", "download", pkg], cwd=tmp, check=True, capture_output=True,
                            timeout=1800)
         root = Path(tmp) / "root"
@@ -301,7 +301,7 @@ def build_library(sources: Path, library_dir: Path, queries_dir: Path, cfg: Demo
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        for row in tqdm(table.to_dict("records"), desc=f"render {folder.name}", unit="clip"):
+        for row in progress(table.to_dict("records"), desc=f"render {folder.name}", unit="clip"):
             render_clip(row, folder / row["file"], cfg)
         with atomic_path(folder / "labels.csv") as tmp:
             table.drop(columns=["_track", "_photos"]).to_csv(tmp, index=False)

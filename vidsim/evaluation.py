@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from vidsim.dataset import Features
 from vidsim.modalities import RELEVANCE
+from vidsim.progress import progress
 from vidsim.search import Library, QueryResult
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[s
 def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps: int = 11) -> pd.DataFrame:
     """Audio-visual held-out metrics of late fusion for audio weights 0..1 (visual = 1 - audio)."""
     rows = []
-    for w in tqdm(np.linspace(0, 1, steps), desc="fusion weights", unit="weight", leave=False):
+    for w in progress(np.linspace(0, 1, steps), desc="fusion weights", unit="weight"):
         weights = {"audio": float(w), "visual": float(1 - w)}
         m = held_out(lib, queries, method, weights, ["audio_visual"]).get("audio_visual")
         if m:

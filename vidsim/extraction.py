@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from vidsim import media
 from vidsim.config import ExtractConfig
 from vidsim.io import file_sha256, read_json, write_json
+from vidsim.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def extract_library(library: Path, out: Path, cfg: ExtractConfig,
 
     # Threads are enough: the work happens in ffmpeg children and in hashing, which frees the GIL.
     with ThreadPoolExecutor(cfg.pool_size, thread_name_prefix="vidsim-extract") as pool:
-        for row, outcome in tqdm(pool.map(one, paths), total=len(paths), desc="extract", unit="clip"):
+        for row, outcome in progress(pool.map(one, paths), total=len(paths), desc="extract", unit="clip"):
             rows.append(row)
             counts[outcome] += 1
     keep = {r["sha256"] for r in rows if r["status"] == "ok"}

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from vidsim import media
 from vidsim.clip import ClipFeatures, featurize
@@ -23,6 +22,7 @@ from vidsim.config import AudioConfig, ExtractConfig
 from vidsim.encoder import Encoder
 from vidsim.extraction import check_content, check_unchanged
 from vidsim.io import atomic_path
+from vidsim.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def featurize_library(status: pd.DataFrame, extracted: Path, cache: Path, encode
     # GIL, so two clips at once keep both cores busy where one short clip would leave gaps.
     failed: dict[str, str] = {}
     with ThreadPoolExecutor(workers, thread_name_prefix="vidsim-featurize") as pool:
-        for sha, result in tqdm(zip(todo, pool.map(one, todo)), total=len(todo), desc="featurize", unit="clip"):
+        for sha, result in progress(zip(todo, pool.map(one, todo)), total=len(todo), desc="featurize",
+                                    unit="clip"):
             if isinstance(result, media.MediaError):
                 failed[sha] = result.reason
             else:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from vidsim.config import VAEConfig
 from vidsim.io import atomic_path
+from vidsim.progress import progress as show_progress
 from vidsim.spaces import Normaliser
 
 
@@ -63,7 +63,7 @@ def train_vae(x: np.ndarray, cfg: VAEConfig, seed: int, progress: bool = True
     model = VAE(x.shape[1], cfg.hidden, cfg.latent)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = []
-    for epoch in tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress, leave=False):
+    for epoch in show_progress(range(cfg.epochs), desc="train", unit="epoch") if progress else range(cfg.epochs):
         model.train()
         perm = torch.randperm(len(data), generator=gen)
         sums = np.zeros(2)
