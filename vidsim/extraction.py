@@ -45,8 +45,7 @@ def extract_one(path: Path, cache: Path, thumbs: Path, cfg: ExtractConfig) -> tu
     Returns (status row fields, was_cached).
     """
     before = file_state(path)
-    if before[0] > cfg.max_file_mb * 1024 * 1024:  # before hashing: a huge (or sparse) file costs nothing
-        raise media.MediaError(path, f"{before[0] / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
+    media.check_size(path, before[0], cfg)  # before hashing: a huge (or sparse) file costs nothing
     sha = file_sha256(path)
     with _lock(sha):  # two copies of one file share cache entries: one extracts, one finds it
         meta, cached = _extract(path, sha, cache, thumbs, cfg)

@@ -174,8 +174,7 @@ def probe(path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> MediaInfo:
     size = path.stat().st_size
     if size == 0:
         raise MediaError(path, "empty file")
-    if size > cfg.max_file_mb * 1024 * 1024:
-        raise MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
+    check_size(path, size, cfg)
     try:
         with _source(path) as (url, fd):
             args = [
@@ -226,6 +225,12 @@ def probe(path: str | os.PathLike, cfg: ExtractConfig = DEFAULT) -> MediaInfo:
                      has_audio=bool(audio), has_video=bool(video), width=width, height=height, fps=fps,
                      audio_stream=int((default_audio or audio)[0].get("index", -1)) if audio else -1,
                      video_stream=int(video[0].get("index", -1)) if video else -1)
+
+
+def check_size(path: str | os.PathLike, size: int, cfg: ExtractConfig = DEFAULT) -> None:
+    """MediaError when a file of `size` bytes is over the file size limit."""
+    if size > cfg.max_file_mb * 1024 * 1024:
+        raise MediaError(path, f"{size / 2**20:.0f} MB is over the {cfg.max_file_mb:.0f} MB file size limit")
 
 
 def decode_gigapixels(width: int, height: int, fps: float, seconds: float) -> float:
