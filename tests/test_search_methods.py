@@ -94,6 +94,24 @@ def test_features_round_trip(tmp_path):
     np.testing.assert_array_equal(back.offsets["visual"], feats.offsets["visual"])
 
 
+def test_stacking_into_a_folder_writes_what_load_features_reads(tmp_path):
+    from vidsim.dataset import stack
+
+    feats = _features(np.random.default_rng(3), [(0, 0), (1, 1), (2, 0)])
+    per_clip = {sha: feats.clip(i) for i, sha in enumerate(feats.clips["sha256"])}
+    per_clip[feats.clips["sha256"][1]].audio_seconds = None  # a clip without sound
+    streamed = stack(feats.clips, per_clip, D, tmp_path)
+    feats.clips.to_csv(tmp_path / "status.csv", index=False)
+    back = load_features(tmp_path)
+    in_memory = stack(feats.clips, per_clip, D)
+    for m in ("audio", "visual"):
+        np.testing.assert_array_equal(back.seconds[m], in_memory.seconds[m])
+        np.testing.assert_array_equal(back.offsets[m], in_memory.offsets[m])
+    assert back.offsets["audio"].tolist() == [0, 4, 4, 8] and isinstance(back.seconds["visual"], np.memmap)
+    np.testing.assert_array_equal(back.visual, streamed.visual)
+    assert not list(tmp_path.glob("arrays/*.part"))
+
+
 def test_weights_parse_and_refuse():
     assert parse_weights("audio=3,visual=1", {}) == {"audio": 0.75, "visual": 0.25}
     assert parse_weights(None, {"audio": 1, "visual": 1}) == {"audio": 0.5, "visual": 0.5}
@@ -309,3 +327,17 @@ def test_search_all_leaves_out_an_uploads_exact_copies(library):
     assert all(first not in [h.clip for h in r.hits] for r in out.values())
     kept = lib.search_all(feats=feats, k=3, exclude_self=False, sha256=sha)
     assert kept["audio_visual"].hits[0].clip == first
+
+
+def test_large_library_helpers_sample_points_and_find_clips(library):
+    lib, _ = library
+    names = lib.index.clips["clip"].tolist()
+    assert len(lib.points("audio")) == len(names)
+    sample = lib.points("audio", limit=5, keep=[names[-1]])
+    assert 5 <= len(sample) <= 6 and names[-1] in set(sample["clip"])
+    assert list(sample.columns[-2:]) == ["z0", "z1"]
+    assert lib.find_clips("T1-V0", limit=50) == [n for n in names if "t1-v0" in n]
+    assert lib.find_clips("", limit=3) == names[:3] and lib.find_clips("no such clip") == []
+    assert lib.rows_of([names[4], "missing.mp4"]).tolist() == [4, -1]
+    with pytest.raises(KeyError, match="not in the library"):
+        lib.row_of("missing.mp4")

@@ -67,6 +67,8 @@ class VAEConfig:
     lr: float = 1e-3
     batch_size: int = 32
     beta: float = 1.0  # weight of the KL term
+    max_clips: int = 20000  # a larger library trains on a uniform sample of this many clips
+    max_steps: int = 5000  # optimiser steps at most: fewer epochs when an epoch has many batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +83,19 @@ class SearchConfig:
     max_query_s: float = 600.0  # longer query clips are refused
     max_query_gpix: float = 20.0  # decoding budget of one query (gigapixels; 720p30 for 600 s is 17)
     query_timeout_s: float = 60.0  # wall clock of each ffmpeg child of a query
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    """How search spaces are indexed (see vidsim.ann): small ones are searched by brute force,
+    larger ones through a FAISS index whose candidates are re-ranked exactly."""
+
+    exact_max: int = 50000  # spaces of up to this many clips are searched exactly
+    factory: str = "auto"  # FAISS index_factory string above exact_max; auto: IVF<~2 sqrt N>,SQ8
+    nprobe: int = 64  # IVF lists visited per query (HNSW: efSearch)
+    candidates: int = 400  # clips per query re-ranked with exact distances
+    train_sample: int = 100000  # vectors the FAISS quantiser is trained on
+    calibration_sample: int = 5000  # clips the probabilities are fitted on (a uniform sample)
 
 
 def from_dict(cls: type[T], section: dict[str, Any] | None) -> T:

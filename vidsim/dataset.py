@@ -1,14 +1,16 @@
 """The featurize stage's output as arrays: clip-level inputs and per-second rows per modality.
 
-`features.npz` holds, over the ok clips in status order: `audio` (N, 138) and `visual` (N, D)
-clip vectors (NaN rows where a stream is missing), and for each single modality its per-second
-rows `<m>.seconds` (S, D_m) with `<m>.offsets` (N + 1,): clip i owns rows offsets[i]:offsets[i+1].
+`arrays/` holds one `.npy` per array, over the ok clips in status order: `audio` (N, 138) and
+`visual` (N, D) clip vectors (NaN rows where a stream is missing), and for each single modality
+its per-second rows `<m>.seconds` (S, D_m) with `<m>.offsets` (N + 1,): clip i owns rows
+offsets[i]:offsets[i+1]. They are memory-mapped when read, so a large library is never loaded whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ import pandas as pd
 
 from vidsim.io import atomic_path, read_status
 from vidsim.modalities import SINGLE, ClipFeatures, check, clip_input
+
+ARRAYS_DIR = "arrays"
 
 
 @dataclasses.dataclass
@@ -45,6 +49,8 @@ class Features:
         """
         x = clip_input(self.audio, self.visual, check(modality))
         rows = np.flatnonzero(~np.isnan(x).any(axis=1))
+        if len(rows) == len(x):  # no copy of a large (memory-mapped) array when every clip has it
+            return rows, x if x.dtype == np.float32 else x.astype(np.float32)
         return rows, x[rows].astype(np.float32)
 
     def segment_rows(self, modality: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,18 +65,49 @@ class Features:
         for m in SINGLE:
             arrays[f"{m}.seconds"] = self.seconds[m]
             arrays[f"{m}.offsets"] = self.offsets[m]
-        with atomic_path(Path(out_dir) / "features.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        for name, path in feature_files(out_dir).items():
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arrays[name], allow_pickle=False)
 
 
-def stack(status: pd.DataFrame, feats: dict[str, ClipFeatures], dim: int) -> Features:
-    """The ok clips of a status table, in order, with their features stacked."""
+def feature_files(out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Where a featurize output folder keeps each array."""
+    names = ["audio", "visual"] + [f"{m}.{part}" for m in SINGLE for part in ("seconds", "offsets")]
+    return {name: Path(out_dir) / ARRAYS_DIR / f"{name}.npy" for name in names}
+
+
+def stack(status: pd.DataFrame, feats: Mapping[str, ClipFeatures], dim: int,
+          out_dir: str | os.PathLike | None = None) -> Features:
+    """The ok clips of a status table, in order, with their features stacked.
+
+    With `out_dir`, the arrays are written straight into that folder's memory-mapped files (what
+    `Features.save` writes), one clip at a time: `feats` may read each clip from disk when asked
+    (the featurize stage's cache), so memory does not grow with the library. Each clip is read
+    twice (sizes, then values)."""
     ok = status[status["status"] == "ok"].reset_index(drop=True)
-    audio = np.full((len(ok), 138), np.nan, np.float32)
-    visual = np.full((len(ok), dim), np.nan, np.float32)
-    parts: dict[str, list[np.ndarray]] = {m: [] for m in SINGLE}
-    audio_width = next((f.audio_seconds.shape[1] for f in feats.values() if f.audio_seconds is not None), 0)
-    widths = {"audio": audio_width, "visual": dim}
+    counts = {m: np.zeros(len(ok), np.int64) for m in SINGLE}
+    widths = {"audio": 0, "visual": dim}
+    for j, sha in enumerate(ok["sha256"]):
+        f = feats[sha]
+        for m in SINGLE:
+            rows = f.segments(m)
+            counts[m][j] = 0 if rows is None else len(rows)
+            if m == "audio" and rows is not None:
+                widths["audio"] = rows.shape[1]
+    offsets = {m: np.concatenate([[0], np.cumsum(counts[m])]).astype(np.int64) for m in SINGLE}
+    files = feature_files(out_dir) if out_dir is not None else {}
+
+    def empty(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if out_dir is None:
+            return np.full(shape, np.nan, np.float32)
+        files[name].parent.mkdir(parents=True, exist_ok=True)
+        part = files[name].with_name(files[name].name + ".part")  # renamed when complete
+        arr = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=shape)
+        arr[:] = np.nan
+        return arr
+
+    audio, visual = empty("audio", (len(ok), 138)), empty("visual", (len(ok), dim))
+    seconds = {m: empty(f"{m}.seconds", (int(offsets[m][-1]), widths[m])) for m in SINGLE}
     for j, sha in enumerate(ok["sha256"]):
         f = feats[sha]
         if f.audio is not None:
@@ -78,19 +115,23 @@ def stack(status: pd.DataFrame, feats: dict[str, ClipFeatures], dim: int) -> Fea
         if f.frames is not None:
             visual[j] = f.visual
         for m in SINGLE:
-            rows = f.segments(m)
-            parts[m].append(rows if rows is not None else np.zeros((0, widths[m]), np.float32))
-    seconds = {m: np.concatenate(parts[m]).astype(np.float32) if parts[m] else np.zeros((0, widths[m]), np.float32)
-               for m in SINGLE}
-    offsets = {m: np.concatenate([[0], np.cumsum([len(p) for p in parts[m]])]).astype(np.int64) for m in SINGLE}
+            if counts[m][j]:
+                seconds[m][offsets[m][j]:offsets[m][j + 1]] = f.segments(m)
+    if out_dir is not None:
+        for name, arr in (("audio", audio), ("visual", visual), *((f"{m}.seconds", seconds[m]) for m in SINGLE)):
+            arr.flush()
+            os.replace(files[name].with_name(files[name].name + ".part"), files[name])
+        for m in SINGLE:
+            with atomic_path(files[f"{m}.offsets"]) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, offsets[m], allow_pickle=False)
     return Features(ok, audio, visual, seconds, offsets)
 
 
 def load_features(features_dir: str | os.PathLike) -> Features:
-    """Read a featurize output folder (status.csv + features.npz), without pickle."""
+    """Read a featurize output folder (status.csv + arrays/), memory-mapped, without pickle."""
     d = Path(features_dir)
     status = read_status(d / "status.csv")
     clips = status[status["status"] == "ok"].reset_index(drop=True)
-    with np.load(d / "features.npz", allow_pickle=False) as npz:
-        return Features(clips, npz["audio"], npz["visual"],
-                        {m: npz[f"{m}.seconds"] for m in SINGLE}, {m: npz[f"{m}.offsets"] for m in SINGLE})
+    a = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in feature_files(d).items()}
+    return Features(clips, a["audio"], a["visual"], {m: a[f"{m}.seconds"] for m in SINGLE},
+                    {m: np.asarray(a[f"{m}.offsets"]) for m in SINGLE})

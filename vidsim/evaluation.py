@@ -25,6 +25,7 @@ from vidsim.search import Library, QueryResult
 
 log = logging.getLogger(__name__)
 LOO_SAMPLE = 300  # library clips used as leave-one-out queries at most
+DEPTH = 100  # hits ranked per query in a library with FAISS indexes (mAP@100)
 
 
 def _label(row: pd.Series | dict, modality: str) -> tuple[str, ...] | None:
@@ -32,8 +33,12 @@ def _label(row: pd.Series | dict, modality: str) -> tuple[str, ...] | None:
     return values if all(values) else None
 
 
-def summarise(rankings: list[tuple[np.ndarray, np.ndarray]], k: int) -> dict[str, float]:
-    """Metrics from (relevance of each ranked hit (R,) bool, probabilities (R,)) per query."""
+def summarise(rankings: list[tuple[np.ndarray, np.ndarray]], k: int, depth: int | None = None
+              ) -> dict[str, float]:
+    """Metrics from (relevance of each ranked hit (R,) bool, probabilities (R,)) per query.
+
+    With `depth` (rankings cut there: a library too large to rank whole), average precision is
+    over the relevant clips within the cut, reported as `mAP@<depth>`."""
     r1, r5, aps, brier = [], [], [], []
     for rel, prob in rankings:
         if not rel.any():
@@ -46,14 +51,19 @@ def summarise(rankings: list[tuple[np.ndarray, np.ndarray]], k: int) -> dict[str
     if not r1:
         return {}
     return {"recall@1": round(float(np.mean(r1)), 4), "recall@5": round(float(np.mean(r5)), 4),
-            "mAP": round(float(np.mean(aps)), 4), "brier": round(float(np.mean(brier)), 4),
-            "queries": len(r1)}
+            "mAP" if depth is None else f"mAP@{depth}": round(float(np.mean(aps)), 4),
+            "brier": round(float(np.mean(brier)), 4), "queries": len(r1)}
+
+
+def depth(lib: Library) -> int | None:
+    """How deep rankings go: every clip of a library whose spaces are scanned whole, else DEPTH."""
+    return None if lib.scans_whole else DEPTH
 
 
 def _judge(lib: Library, result: QueryResult, want: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    clips = lib.index.clips.set_index("clip")
     keys = list(RELEVANCE[result.modality])
-    got = clips.loc[[h.clip for h in result.hits], keys].astype(str).to_numpy()
+    rows = lib.rows_of([h.clip for h in result.hits])
+    got = np.stack([lib.column(k)[rows].astype(str) for k in keys], axis=1)
     rel = (got == np.array(want)[None, :]).all(axis=1)
     return rel, np.array([h.probability for h in result.hits])
 
@@ -74,7 +84,7 @@ def _per_modality(lib: Library, modalities: list[str], labelled: list[pd.Series]
             except ValueError:
                 continue
             rankings.append(_judge(lib, result, want))
-        if metrics := summarise(rankings, lib.default_k):
+        if metrics := summarise(rankings, lib.default_k, depth(lib)):
             out[modality] = metrics
     return out
 
@@ -84,7 +94,7 @@ def held_out(lib: Library, queries: Features, method: str, weights: dict | None 
     """Each labelled query clip against the library, per modality of the method (or those given)."""
     rows = [row for _, row in queries.clips.iterrows()]
     return _per_modality(lib, modalities or lib.modalities_of(method), rows,
-                         lambda i, m: lib.rank_all(queries.clip(i), m, method, weights))
+                         lambda i, m: lib.rank_all(queries.clip(i), m, method, weights, depth=depth(lib)))
 
 
 def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[str, dict[str, float]]:
@@ -93,7 +103,7 @@ def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[s
     picks = np.unique(np.linspace(0, len(clips) - 1, min(sample, len(clips))).round().astype(int))
     rows = [clips.iloc[j] for j in picks]
     return _per_modality(lib, lib.modalities_of(method), rows,
-                         lambda i, m: lib.rank_clip(rows[i]["clip"], m, method))
+                         lambda i, m: lib.rank_clip(rows[i]["clip"], m, method, depth=depth(lib)))
 
 
 def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps: int = 11) -> pd.DataFrame:
@@ -103,7 +113,8 @@ def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps:
         weights = {"audio": float(w), "visual": float(1 - w)}
         m = held_out(lib, queries, method, weights, ["audio_visual"]).get("audio_visual")
         if m:
-            rows.append({"audio_weight": round(float(w), 2), **{k: m[k] for k in ("recall@1", "mAP")}})
+            rows.append({"audio_weight": round(float(w), 2), "recall@1": m["recall@1"],
+                         "mAP": m.get("mAP", m.get(f"mAP@{DEPTH}"))})
     return pd.DataFrame(rows)
 
 

@@ -1,22 +1,26 @@
-"""The searchable library: clip metadata, every method's search spaces and calibrations, saved as
-`.npz` + CSV + JSON and loaded without pickle."""
+"""The searchable library: clip metadata, every method's search spaces (with their FAISS indexes
+when large) and calibrations, saved as one `.npy` per array, FAISS files, CSV and JSON, and loaded
+without pickle, the arrays memory-mapped."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vidsim.calibration import Calibration
+from vidsim.config import IndexConfig, from_dict
 from vidsim.io import atomic_path, read_json, read_table, write_json, write_table
-from vidsim.spaces import Space, from_arrays, kind_of
+from vidsim.spaces import CHUNK, COMPACT, Space, from_arrays, kind_of
 
-INDEX_FILE = "index.npz"
+ARRAYS_DIR = "arrays"
 CLIPS_FILE = "clips.csv"
 MANIFEST_FILE = "manifest.json"
+MMAP_MIN = 64 << 20  # arrays larger than this stay memory-mapped (row numbers and offsets do not)
 
 
 @dataclasses.dataclass
@@ -24,33 +28,60 @@ class Index:
     clips: pd.DataFrame  # one row per indexed clip: clip, path, sha256, duration, has_audio, has_video, labels
     spaces: dict[str, Space]  # "<method>.<modality>" -> search space
     calibrations: dict[str, Calibration]  # same keys
-    manifest: dict  # encoder, feature and search settings the query path must reuse
+    manifest: dict  # encoder, feature, search and index settings the query path must reuse
 
     def save(self, out_dir: str | os.PathLike) -> None:
+        """Write every array once (spaces over the same rows share them: visual and text), each
+        space's FAISS index, the clips table and the manifest last."""
         out = Path(out_dir)
-        arrays = {f"{key}.{name}": value for key, space in self.spaces.items()
-                  for name, value in space.arrays().items()}
-        with atomic_path(out / INDEX_FILE) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        arrays = out / ARRAYS_DIR
+        if arrays.exists():
+            shutil.rmtree(arrays)
+        arrays.mkdir(parents=True)
+        written: dict[int, str] = {}  # id(array) -> file name
+        spaces = {}
+        for key, space in self.spaces.items():
+            files = {}
+            for name, value in space.arrays().items():
+                if id(value) not in written:
+                    written[id(value)] = f"{key}.{name}.npy"
+                    compact = space.ann is not None and name in ("seconds", "vectors")
+                    _write_array(arrays / written[id(value)], value, COMPACT if compact else None)
+                files[name] = written[id(value)]
+            entry = {"kind": kind_of(space), "arrays": files}
+            if space.ann is not None:
+                entry["faiss"] = f"{key}.faiss"
+                space.ann.save(arrays / entry["faiss"])
+            spaces[key] = entry
         write_table(self.clips, out / CLIPS_FILE)
         write_json(out / MANIFEST_FILE, {
-            **self.manifest,
-            "spaces": {key: kind_of(s) for key, s in self.spaces.items()},
+            **self.manifest, "spaces": spaces,
             "calibrations": {key: c.to_dict() for key, c in self.calibrations.items()}})
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike) -> Index:
+        """Read an index; arrays are memory-mapped (pages are read when a search touches them)."""
+        from vidsim import ann  # noqa: PLC0415 - faiss only when an index has a FAISS file
+
         d = Path(index_dir)
         manifest = read_json(d / MANIFEST_FILE)
-        kinds = manifest.pop("spaces")
+        entries = manifest.pop("spaces")
         calibrations = {k: Calibration(**v) for k, v in manifest.pop("calibrations").items()}
+        cfg = from_dict(IndexConfig, manifest.get("index"))
+        loaded: dict[str, np.ndarray] = {}
         spaces = {}
-        with np.load(d / INDEX_FILE, allow_pickle=False) as npz:
-            for key, kind in kinds.items():
-                modality = key.split(".", 1)[1]
-                prefix = key + "."
-                spaces[key] = from_arrays(kind, modality, {n[len(prefix):]: npz[n] for n in npz.files
-                                                           if n.startswith(prefix)})
+        for key, entry in entries.items():
+            arrays = {}
+            for name, file in entry["arrays"].items():
+                if file not in loaded:
+                    a = np.load(_inside(d / ARRAYS_DIR, file), mmap_mode="r", allow_pickle=False)
+                    loaded[file] = a if a.nbytes > MMAP_MIN else np.array(a)  # small ones in memory
+                arrays[name] = loaded[file]
+            space = from_arrays(entry["kind"], key.split(".", 1)[1], arrays)
+            if entry.get("faiss"):
+                space.ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), space.metric,
+                                                 cfg.nprobe, cfg.candidates)
+            spaces[key] = space
         clips = read_table(d / CLIPS_FILE)
         for col, kind in (("duration", float), ("has_audio", bool), ("has_video", bool)):
             if col in clips:
@@ -62,3 +93,30 @@ class Index:
         if key not in self.spaces:
             raise ValueError(f"the index has no {modality} space for method {method!r}")
         return self.spaces[key]
+
+
+def _write_array(path: Path, value: np.ndarray, dtype=None) -> None:
+    """np.save, or, with `dtype`, the array converted chunk by chunk into a memory-mapped file
+    (a large memory-mapped source is never held in memory whole)."""
+    with atomic_path(path) as tmp:
+        if dtype is None or value.dtype == dtype:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(value), allow_pickle=False)
+            return
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=value.shape)
+        for a in range(0, len(value), CHUNK * 4):
+            out[a:a + CHUNK * 4] = value[a:a + CHUNK * 4]
+        out.flush()
+        del out
+
+
+def built(index_dir: str | os.PathLike) -> bool:
+    """Whether a folder holds an index (its manifest is written last)."""
+    return (Path(index_dir) / MANIFEST_FILE).exists()
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """A file the manifest names, refused unless it is a plain name inside the index's folder."""
+    if Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"the index manifest names {name!r}, not a file of {folder}")
+    return folder / name

@@ -51,6 +51,9 @@ class MediaError(Exception):
         self.path = str(path)
         self.reason = reason
 
+    def __reduce__(self):  # travels between processes (Ray workers) with both fields
+        return (type(self), (self.path, self.reason))
+
 
 @dataclasses.dataclass(frozen=True)
 class MediaInfo:

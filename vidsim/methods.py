@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from vidsim import calibration
+from vidsim.config import IndexConfig
 from vidsim.dataset import Features
 from vidsim.modalities import MODALITIES, RELEVANCE, SINGLE
-from vidsim.spaces import LatentSpace, Normaliser, SegmentSpace, Space, VectorSpace
+from vidsim.progress import progress
+from vidsim.spaces import LatentSpace, Normaliser, SegmentSpace, Space, VectorSpace, add_index
 
 if TYPE_CHECKING:
     from vidsim.vae import VAE
@@ -51,45 +53,54 @@ def late_fused(method: str) -> bool:
     return method == "vidsim"
 
 
-def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]],
-                 text: bool = False) -> dict[str, Space]:
-    """Every method's spaces over the library's features ("<method>.<modality>" keys).
+def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]], text: bool = False,
+                 index: IndexConfig | None = None, seed: int = 0) -> dict[str, Space]:
+    """Every method's spaces over the library's features ("<method>.<modality>" keys), each with a
+    FAISS index when it holds more than `index.exact_max` clips.
 
     With `text` (the encoder has a CLIP text tower), `vidsim.text` keeps the frame embeddings in
     the encoder's own space, where text queries are compared with them."""
+    from vidsim import ann  # noqa: PLC0415
+
+    index = index or IndexConfig()
     spaces: dict[str, Space] = {}
     for modality in MODALITIES:
         rows, x = features.matrix(modality)
         if len(rows) == 0:
             continue
-        spaces[f"raw.{modality}"] = VectorSpace.build(modality, rows, x)
+        spaces[f"raw.{modality}"] = VectorSpace.build(modality, rows, x, compact=ann.needs_index(len(rows), index))
         if modality in models:
             from vidsim import vae  # noqa: PLC0415 - torch only where the original's VAEs are used
 
             model, norm = models[modality]
             spaces[f"original.{modality}"] = LatentSpace(modality, rows, vae.encode(model, norm, x), model, norm)
+        del x
     for modality in SINGLE:
         rows, offsets, seconds = features.segment_rows(modality)
         if len(rows):
             # audio windows mix units (energies, Hz, ratios): standardise; embeddings only need centring
-            spaces[f"vidsim.{modality}"] = SegmentSpace.build(modality, rows, offsets, seconds,
-                                                              standardise=modality == "audio")
+            space = SegmentSpace.build(modality, rows, offsets, seconds, standardise=modality == "audio")
+            spaces[f"vidsim.{modality}"] = space
             if modality == "visual" and text:
-                spaces[TEXT_SPACE] = SegmentSpace.build("text", rows, offsets, seconds, standardise=False,
-                                                        centre=False)
-    return spaces
+                spaces[TEXT_SPACE] = dataclasses.replace(
+                    space, center=np.zeros_like(space.center), scale=np.ones_like(space.scale))
+    return {key: add_index(space, index, seed, key) for key, space in spaces.items()}
 
 
 def relevance(clips: pd.DataFrame, a: np.ndarray, b: np.ndarray, modality: str) -> np.ndarray | None:
-    """(len(a), len(b)) bool: clip rows a[i] and b[j] share the modality's labels; None without labels."""
+    """(len(a), len(b)) bool: clip rows a[i] and b[j] share the modality's labels; None without labels
+    (fewer than two labelled clips among them). Reads only the rows asked about."""
     keys = list(RELEVANCE[modality])
     if any(k not in clips for k in keys):
         return None
-    labels = clips[keys].fillna("").astype(str).agg("\x1f".join, axis=1).to_numpy()
-    known = (clips[keys].fillna("").astype(str) != "").all(axis=1).to_numpy()
+    need = np.union1d(a, b)
+    sub = clips[keys].iloc[need].fillna("").astype(str)
+    labels = (sub[keys[0]] if len(keys) == 1 else sub.agg("\x1f".join, axis=1)).to_numpy()
+    known = (sub != "").all(axis=1).to_numpy()
     if known.sum() < 2:
         return None
-    return (labels[a][:, None] == labels[b][None, :]) & known[a][:, None] & known[b][None, :]
+    ia, ib = np.searchsorted(need, a), np.searchsorted(need, b)
+    return (labels[ia][:, None] == labels[ib][None, :]) & known[ia][:, None] & known[ib][None, :]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +139,66 @@ def expansion_for(method: str, n: int, mix: float) -> Expansion | None:
     return Expansion(n, mix) if method == "vidsim" and n > 0 else None
 
 
+class QueryDistances:
+    """A query's distances to the clips of one space, with the method's query expansion.
+
+    A small space is scanned whole (`expanded_distances`). A space with a FAISS index takes the
+    index's candidates for the query, picks the expansion hits among them and scores every
+    candidate against the query and those hits in one pass; `at` gives the exact expanded
+    distance to any other clip too, so fusion can score a clip another modality proposed."""
+
+    def __init__(self, space: Space, rep: np.ndarray, expansion: Expansion | None = None,
+                 skip: np.ndarray | None = None, want: int = 0):
+        """
+        Args:
+            skip: (M,) bool, clips that may not be used for the expansion (the query itself).
+            want: at least this many candidates (large spaces).
+        """
+        self.space, self.rep = space, rep
+        self.full: np.ndarray | None = None
+        self.extra: list[np.ndarray] = []
+        self.mix = expansion.mix if expansion is not None and expansion.n > 0 and expansion.mix > 0 else 0.0
+        if space.ann is None:
+            self.full = expanded_distances(space, rep, expansion, skip)
+            self.positions = np.arange(len(space.rows))
+            return
+        self.positions = space.candidates(rep, want + (0 if skip is None else int(skip.sum())))
+        block = space.block(self.positions)  # the candidates, read once for the query and its expansion
+        d0 = space.block_distances([rep], block)[0]
+        self.known = d0
+        if self.mix > 0:
+            order = np.argsort(d0, kind="stable")
+            if skip is not None:
+                order = order[~skip[self.positions[order]]]
+            self.extra = [space.member(int(j)) for j in self.positions[order[:expansion.n]]]
+            if self.extra:
+                d1 = space.block_distances(self.extra, block).mean(axis=0)
+                self.known = self._mixed(d0, d1)
+
+    def _mixed(self, d0: np.ndarray, d1: np.ndarray) -> np.ndarray:
+        return np.where(d0 <= EXACT, 0.0, (1.0 - self.mix) * d0 + self.mix * d1)
+
+    def at(self, pos: np.ndarray) -> np.ndarray:
+        """(P,) exact expanded distances to the clips at these positions of the space."""
+        if self.full is not None:
+            return self.full[pos]
+        if len(pos) == len(self.positions) and np.array_equal(pos, self.positions):
+            return self.known
+        # the candidates' distances are known (positions are sorted); score only the others
+        i = np.minimum(np.searchsorted(self.positions, pos), len(self.positions) - 1)
+        known = self.positions[i] == pos
+        out = np.empty(len(pos), np.float64)
+        out[known] = self.known[i[known]]
+        if not known.all():
+            d = self.space.distances_many([self.rep, *self.extra], pos[~known])
+            out[~known] = self._mixed(d[0], d[1:].mean(axis=0)) if self.extra else d[0]
+        return out
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, distances) of every clip of a small space, or of a large space's candidates."""
+        return self.positions, self.at(self.positions)
+
+
 def loo_distances(space: Space, sample: int = LOO_SAMPLE, expansion: Expansion | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Distances from up to `sample` library clips (evenly spread) to every clip of the space,
@@ -147,21 +218,32 @@ def loo_distances(space: Space, sample: int = LOO_SAMPLE, expansion: Expansion |
     return picks, d
 
 
-def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int, expansion: tuple[int, float] = (0, 0.0)
-              ) -> dict[str, calibration.Calibration]:
+def calibration_space(space: Space, sample: int, seed: int = 0) -> Space:
+    """The space itself, or a uniform sample of `sample` of its clips scanned exactly: a random
+    pair's distance and relevance have the same joint distribution in both, so the fitted
+    probabilities are the same in expectation, at a cost that does not grow with the library."""
+    if len(space.rows) <= sample:
+        return space
+    pick = np.sort(np.random.default_rng(seed).choice(len(space.rows), sample, replace=False))
+    return space.subset(pick)
+
+
+def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int, expansion: tuple[int, float] = (0, 0.0),
+              sample: int = IndexConfig.calibration_sample, seed: int = 0) -> dict[str, calibration.Calibration]:
     """A calibration per space, fitted on the library's leave-one-out distances (and labels),
-    with the query expansion (n, mix) the method searches with.
+    with the query expansion (n, mix) the method searches with, on at most `sample` clips.
 
     Late fusion gets none of its own: the product of calibrated probabilities measured better
     on the held-out queries (Brier 0.174) than a logistic fitted on the library's leave-one-out
     fused scores (0.187), whose neighbours are closer than a new clip's."""
     out = {}
-    for key, space in spaces.items():
+    for key, full in progress(spaces.items(), desc="calibrating", unit="space"):
         if key == TEXT_SPACE:
             continue  # text has its own scale: CLIP's temperature (see search.Library)
-        if len(space.rows) < 2:
+        if len(full.rows) < 2:
             out[key] = calibration.Calibration("kernel")
             continue
+        space = calibration_space(full, sample, seed)
         picks, d = loo_distances(space, expansion=expansion_for(key.split(".")[0], *expansion))
         rel = relevance(clips, space.rows[picks], space.rows, space.modality)
         out[key] = calibration.fit(d, rel, k)
@@ -171,21 +253,38 @@ def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int, expansion: 
 
 def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.Calibration], n: int,
                          method: str, rep: dict[str, np.ndarray | None], weights: dict[str, float],
-                         expansion: Expansion | None = None, skip_rows: frozenset[int] = frozenset()
-                         ) -> dict[str, np.ndarray]:
-    """Each weighted single modality's calibrated probability for all n clips (the modality's
-    prior where a clip lacks it); a modality the query lacks (rep None) is left out."""
-    out = {}
+                         expansion: Expansion | None = None, skip_rows: frozenset[int] = frozenset(),
+                         want: int = 0, extra_rows: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each weighted single modality's calibrated probability (the modality's prior where a clip
+    lacks it); a modality the query lacks (rep None) is left out.
+
+    Returns:
+        (rows (R,), modality -> (R,) probabilities): every one of the n clips when the spaces are
+        scanned whole, else the union of the modalities' candidates (and of `extra_rows`, e.g. a
+        text query's), each scored exactly in every modality.
+    """
+    dists = {}
     for m in SINGLE:
         key = f"{method}.{m}"
         if weights.get(m, 0) <= 0 or rep.get(m) is None or key not in spaces:
             continue
-        cal, space = cals[key], spaces[key]
+        space = spaces[key]
         skip = np.isin(space.rows, list(skip_rows)) if skip_rows else None
-        p = np.full(n, cal.prior)
-        p[space.rows] = cal(expanded_distances(space, rep[m], expansion, skip))
+        dists[m] = QueryDistances(space, rep[m], expansion, skip, want)
+    if all(q.full is not None for q in dists.values()):
+        rows = np.arange(n)
+    else:
+        found = [q.space.rows[q.positions] for q in dists.values()]
+        rows = np.unique(np.concatenate(found + ([] if extra_rows is None else [extra_rows])))
+    out = {}
+    for m, q in dists.items():
+        cal = cals[f"{method}.{m}"]
+        p = np.full(len(rows), cal.prior)
+        pos, found = q.space.positions(rows)
+        p[found] = cal(q.at(pos[found]))
         out[m] = p
-    return out
+    return rows, out
 
 
 def fuse(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

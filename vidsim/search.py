@@ -20,7 +20,7 @@ from vidsim import encoder as encoders
 from vidsim import methods
 from vidsim.clip import ClipFeatures, StepCallback, extract_and_featurize
 from vidsim.config import AudioConfig, ExtractConfig, SearchConfig, from_dict
-from vidsim.index import Index
+from vidsim.index import Index, built
 from vidsim.integrity import IntegrityError, verify_outputs
 from vidsim.io import file_sha256, read_status
 from vidsim.modalities import MODALITIES, SINGLE, check, parse_weights
@@ -93,6 +93,7 @@ class Library:
         self.default_method = self.search_cfg.method
         self.default_weights = parse_weights(self.search_cfg.weights, {})
         self.expansion = (self.search_cfg.expansion, self.search_cfg.expansion_mix)
+        self._columns: dict[str, np.ndarray] = {}
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = DEFAULT_INDEX,
@@ -105,13 +106,13 @@ class Library:
                 (IntegrityError otherwise), so a tampered file is never loaded.
         """
         index_dir, models_dir = Path(index_dir), Path(models_dir)
-        if not (index_dir / "index.npz").exists():
+        if not built(index_dir):
             raise NotBuilt(f"no index in {index_dir}: run `dvc repro` (or `make demo`) first")
         if verify_root is not None:
             verify_outputs(verify_root, [index_dir, models_dir])
         try:
             index = Index.load(index_dir)
-        except (ValueError, KeyError, OSError, TypeError) as exc:  # e.g. a pickled object where arrays belong
+        except (ValueError, KeyError, OSError, TypeError, RuntimeError) as exc:  # e.g. a pickled array, FAISS
             raise IntegrityError(f"{index_dir} is not a readable index ({type(exc).__name__}): "
                                  "rebuild it with `dvc repro`") from None
         for space in index.spaces.values():
@@ -134,7 +135,7 @@ class Library:
             log.warning("loading %s and %s without checking them against dvc.lock", index_dir, models_dir)
             return cls.load(index_dir, models_dir)
         if not (Path(project) / "dvc.lock").exists():
-            if not (Path(index_dir) / "index.npz").exists():
+            if not built(index_dir):
                 raise NotBuilt(f"no index in {index_dir}: run `dvc repro` (or `make demo`) first")
             raise IntegrityError(
                 f"no dvc.lock in {Path(project).resolve()} to check {index_dir} and {models_dir} against: "
@@ -260,36 +261,61 @@ class Library:
 
         return visual.embed_text(self.text_model, self.encoder_info.model, text.strip())
 
-    def _text_probabilities(self, t: np.ndarray) -> np.ndarray:
-        """(N,) how well each clip's best frame fits the text, relative to the best clip:
-        exp(T * (cos - best cos)) with CLIP's temperature T, 1 for the best match, 0 without video."""
-        space = self.index.spaces[methods.TEXT_SPACE]
-        sims = space.similarities(t[None, :])
-        p = np.zeros(len(self.index.clips))
+    def _text_probabilities(self, t: np.ndarray, rows: np.ndarray | None = None, want: int = 1
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """How well each clip's best frame fits the text, relative to the best clip:
+        exp(T * (cos - best cos)) with CLIP's temperature T, 1 for the best match, 0 without video.
+
+        Returns:
+            (rows, probabilities): the `rows` asked for, else every clip (a small library) or the
+            text's `want` FAISS candidates (a large one).
+        """
         from vidsim.features import visual  # noqa: PLC0415
 
-        p[space.rows] = np.exp(visual.logit_scale(self.text_model) * (sims - sims.max()))
-        return p
+        space = self.index.spaces[methods.TEXT_SPACE]
+        scale = visual.logit_scale(self.text_model)
+        q = t[None, :]
+        if space.ann is None:
+            sims = space.similarities(q)
+            p = np.zeros(len(self.index.clips))
+            p[space.rows] = np.exp(scale * (sims - sims.max()))
+            return (np.arange(len(p)), p) if rows is None else (rows, p[rows])
+        pos, d = space.nearest(q, max(want, 1))
+        best = 1.0 - float(d[0])
+        if rows is None:
+            return space.rows[pos], np.exp(scale * ((1.0 - d) - best))
+        at, found = space.positions(rows)
+        sims = np.full(len(rows), -np.inf)
+        sims[found] = 1.0 - space.distances_at(q, at[found])
+        return rows, np.exp(scale * (sims - best))
 
     def _text_search(self, q: _Query, k: int | None) -> QueryResult:
         k = self._k(k)
-        p = self._text_probabilities(q.text)
-        p[list(q.exclude)] = -1.0
-        order = np.argsort(-p, kind="stable")[:min(k, len(p) - len(q.exclude))]
-        return QueryResult("text", "vidsim", self._hits(order, p[order], None,
+        rows, p = self._text_probabilities(q.text, want=k + len(q.exclude))
+        keep = ~np.isin(rows, list(q.exclude))
+        rows, p = rows[keep], p[keep]
+        order = np.argsort(-p, kind="stable")[:k]
+        return QueryResult("text", "vidsim", self._hits(rows[order], p[order], None,
                                                         [{"text": float(p[i])} for i in order]), None)
 
+    @property
+    def scans_whole(self) -> bool:
+        """Whether every space is scanned whole (no FAISS index), so a query can rank every clip."""
+        return all(space.ann is None for space in self.index.spaces.values())
+
     def rank_all(self, feats: ClipFeatures, modality: str, method: str | None = None,
-                 weights: str | dict | None = None, score: str | None = None) -> QueryResult:
-        """Every library clip ranked (for evaluation)."""
-        return self._search(_Query(feats=feats), modality, len(self.index.clips), score, method, weights)
+                 weights: str | dict | None = None, score: str | None = None, depth: int | None = None
+                 ) -> QueryResult:
+        """Every library clip ranked, or the first `depth` (for evaluation)."""
+        return self._search(_Query(feats=feats), modality, depth or len(self.index.clips), score, method, weights)
 
     def rank_clip(self, clip: str, modality: str, method: str | None = None,
-                  weights: str | dict | None = None) -> QueryResult:
-        """Every other library clip ranked against a library clip (leave-one-out evaluation)."""
+                  weights: str | dict | None = None, depth: int | None = None) -> QueryResult:
+        """Every other library clip (or the first `depth`) ranked against a library clip
+        (leave-one-out evaluation)."""
         row = self.row_of(clip)
         return self._search(_Query(row=row, exclude=frozenset({row})), modality,
-                            len(self.index.clips), None, method, weights)
+                            depth or len(self.index.clips), None, method, weights)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -311,14 +337,38 @@ class Library:
             raise ValueError(f"k must be at least 1, got {k}")
         return k
 
+    @cached_property
+    def _names(self) -> pd.Index:
+        """Clip name -> row, hashed once (a million clips: no scan per lookup)."""
+        return pd.Index(self.column("clip"))
+
     def row_of(self, clip: str) -> int:
-        match = np.flatnonzero(self.index.clips["clip"].to_numpy() == clip)
-        if not len(match):
+        rows = self.rows_of([clip])
+        if rows[0] < 0:
             raise KeyError(f"{clip!r} is not in the library")
-        return int(match[0])
+        return int(rows[0])
+
+    def rows_of(self, clips: list[str]) -> np.ndarray:
+        """(len(clips),) index rows of clip names (the first of duplicates), -1 for unknown ones."""
+        names = self._names
+        if names.is_unique:
+            return names.get_indexer(clips)
+        return np.array([int(np.flatnonzero(names == c)[0]) if c in names else -1 for c in clips])
 
     def rows_with_sha(self, sha: str) -> frozenset[int]:
-        return frozenset(np.flatnonzero(self.index.clips["sha256"].to_numpy() == sha).tolist())
+        rows = self._shas.get_indexer_for([sha])
+        return frozenset(int(r) for r in rows if r >= 0)
+
+    @cached_property
+    def _shas(self) -> pd.Index:
+        return pd.Index(self.column("sha256"))
+
+    def column(self, name: str) -> np.ndarray:
+        """A column of the clips table as a NumPy array, made once: picking a query's hits from
+        it takes microseconds where the table's own (Arrow) take costs ~10 ms at a million rows."""
+        if name not in self._columns:
+            self._columns[name] = self.index.clips[name].to_numpy(dtype=object)
+        return self._columns[name]
 
     def _represent(self, q: _Query, space) -> np.ndarray | None:
         if q.feats is not None:
@@ -337,15 +387,17 @@ class Library:
         clip = self.index.clips["clip"].iloc[q.row]
         return ValueError(f"{clip} has no {modality.replace('_', '-')} features")
 
-    def _distances(self, q: _Query, method: str, modality: str) -> tuple[np.ndarray, np.ndarray]:
-        """(index rows (M,), distances (M,)) in one space; ValueError when the query lacks it."""
+    def _distances(self, q: _Query, method: str, modality: str, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """(index rows, distances) in one space: every clip of a small space, at least `want`
+        candidates of a large one; ValueError when the query lacks the modality."""
         space = self.index.space(method, modality)
         rep = self._represent(q, space)
         if rep is None:
             raise self._missing(q, modality)
         skip = np.isin(space.rows, list(q.exclude)) if q.exclude else None
-        return space.rows, methods.expanded_distances(space, rep, methods.expansion_for(method, *self.expansion),
-                                                      skip)
+        pos, dist = methods.QueryDistances(space, rep, methods.expansion_for(method, *self.expansion),
+                                           skip, want).candidates()
+        return space.rows[pos], dist
 
     def _search(self, q: _Query, modality: str, k: int | None, score: str | None, method: str | None,
                 weights: str | dict | None) -> QueryResult:
@@ -361,8 +413,8 @@ class Library:
         latent = functools.partial(self._latent, q, modality)
         if modality == methods.FUSED and methods.late_fused(method):
             return self._fused(q, method, k, weights, latent)
-        rows, dist = self._distances(q, method, modality)
-        keep = np.array([r not in q.exclude for r in rows], bool)
+        rows, dist = self._distances(q, method, modality, k + len(q.exclude))
+        keep = ~np.isin(rows, list(q.exclude))
         rows, dist = rows[keep], dist[keep]
         order = np.argsort(dist, kind="stable")[:k]
         rows, dist = rows[order], dist[order]
@@ -381,28 +433,35 @@ class Library:
         for m in SINGLE:
             space = self.index.spaces.get(f"{method}.{m}")
             rep[m] = self._represent(q, space) if space is not None else None
-        probs = methods.single_probabilities(self.index.spaces, self.index.calibrations, n, method, rep, w,
-                                             methods.expansion_for(method, *self.expansion), q.exclude)
-        if q.text is not None and self.has_text:
+        want = k + len(q.exclude)
+        text = q.text is not None and self.has_text
+        text_rows = None
+        if text and self.index.spaces[methods.TEXT_SPACE].ann is not None:
+            text_rows = self._text_probabilities(q.text, want=want)[0]
+        rows, probs = methods.single_probabilities(
+            self.index.spaces, self.index.calibrations, n, method, rep, w,
+            methods.expansion_for(method, *self.expansion), q.exclude, want, text_rows)
+        if text:
             w = {**w, "text": w.get("text", float(np.mean(list(w.values()))))}
-            probs["text"] = self._text_probabilities(q.text)
+            probs["text"] = self._text_probabilities(q.text, rows)[1]
         if not probs:
             raise self._missing(q, methods.FUSED)
         fused = methods.fuse(probs, w)
-        fused[list(q.exclude)] = -1.0
-        order = np.argsort(-fused, kind="stable")[:min(k, n - len(q.exclude))]
+        excluded = np.isin(rows, list(q.exclude))
+        fused[excluded] = -1.0
+        order = np.argsort(-fused, kind="stable")[:min(k, int((~excluded).sum()))]
         scores = [{m: float(p[i]) for m, p in probs.items()} for i in order]
         used = {m: v for m, v in w.items() if m in probs}
         total = sum(used.values())
-        return QueryResult(methods.FUSED, method, self._hits(order, fused[order], None, scores), latent,
+        return QueryResult(methods.FUSED, method, self._hits(rows[order], fused[order], None, scores), latent,
                            {m: round(v / total, 4) for m, v in used.items()})
 
     def _hits(self, rows: np.ndarray, probs: np.ndarray, dist: np.ndarray | None,
               scores: list[dict[str, float]]) -> list[Hit]:
-        clips = self.index.clips.iloc[rows]
+        names, paths = self.column("clip")[rows], self.column("path")[rows]
         return [Hit(rank=r + 1, clip=c, path=p, probability=float(pr),
                     distance=None if dist is None else float(dist[r]), scores=s)
-                for r, (c, p, pr, s) in enumerate(zip(clips["clip"], clips["path"], probs, scores))]
+                for r, (c, p, pr, s) in enumerate(zip(names, paths, probs, scores))]
 
     def _latent(self, q: _Query, modality: str) -> np.ndarray | None:
         """The query in the original's latent space of the modality (for the plots), if it has one."""
@@ -434,16 +493,40 @@ class Library:
         path = self.index_dir / "thumbs" / f"{self.clip_info(clip)['sha256']}.jpg"
         return path if path.exists() else None
 
-    def points(self, modality: str) -> pd.DataFrame:
-        """The library in the original's latent space of a modality: clip, labels, and z0..z{L-1}."""
+    def points(self, modality: str, limit: int | None = None, keep: list[str] | tuple[str, ...] = (),
+               seed: int = 0) -> pd.DataFrame:
+        """The library in the original's latent space of a modality: clip, labels, and z0..z{L-1}.
+
+        Args:
+            limit: at most this many clips, a uniform sample (a plot of a million points would
+                stall the browser), always with the clips named in `keep` (e.g. the hits).
+        """
         space = self.index.space("original", modality)
-        clips = self.index.clips.iloc[space.rows].reset_index(drop=True)
-        z = space.latents
+        pos = np.arange(len(space.rows))
+        if limit is not None and len(pos) > limit:
+            pos = np.random.default_rng(seed).choice(len(pos), limit, replace=False)
+            rows = self.rows_of(list(keep))
+            wanted, found = space.positions(rows[rows >= 0])
+            pos = np.unique(np.concatenate([pos, wanted[found]]))
+        clips = self.index.clips.iloc[space.rows[pos]].reset_index(drop=True)
+        z = np.asarray(space.latents[pos])
         coords = pd.DataFrame(z, columns=[f"z{i}" for i in range(z.shape[1])])
         return pd.concat([clips[["clip", "path", "audio_label", "visual_label"]], coords], axis=1)
 
+    def find_clips(self, text: str, limit: int = 200) -> list[str]:
+        """Up to `limit` clip names containing `text` (case-insensitive), in library order: the
+        app's picker for libraries too large for one list."""
+        names = self.index.clips["clip"]
+        hits = names[names.str.contains(text.strip(), case=False, regex=False)] if text.strip() else names
+        return hits.head(limit).tolist()
+
     def status(self) -> pd.DataFrame:
-        """The per-file status table of the last run (file, ok/error, reason)."""
+        """The per-file status table of the run that built this index (file, ok/error, reason);
+        read once (a million rows take a second)."""
+        return self._status
+
+    @cached_property
+    def _status(self) -> pd.DataFrame:
         path = self.index_dir / "status.csv"
         return read_status(path) if path.exists() else pd.DataFrame()
 

@@ -7,12 +7,17 @@ Three kinds, one per search method (see `vidsim.methods`):
   centred and scaled with the library's per-second statistics and L2-normalised; the distance
   is 1 - the mean over the query's seconds of the best cosine match among the clip's seconds
   (a one-sided Chamfer similarity), so a query that matches any part of a clip scores high.
+
+Every space answers `nearest(q, c)`: a scan of all its clips when it is small, or, when it has a
+FAISS index (`vidsim.ann`, above `index.exact_max` clips), the index's candidates re-ranked with
+the space's own exact distance. Large spaces keep their vectors as float16, memory-mapped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +25,38 @@ import numpy as np
 from vidsim.modalities import ClipFeatures
 
 if TYPE_CHECKING:
+    from vidsim.ann import VectorIndex
+    from vidsim.config import IndexConfig
     from vidsim.vae import VAE
+
+CHUNK = 65536  # rows processed at once by the builds: bounds their memory on large libraries
+COMPACT = np.float16  # storage of the vectors of spaces with a FAISS index
+
+
+def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per column; arrays longer than CHUNK rows are read in chunks (float64 sums), so
+    a memory-mapped array is never copied whole. One chunk gives NumPy's own x.mean(0), x.std(0)."""
+    if len(x) <= CHUNK:
+        return x.mean(axis=0), x.std(axis=0)
+    total = np.zeros(x.shape[1], np.float64)
+    for a in range(0, len(x), CHUNK):
+        total += x[a:a + CHUNK].sum(axis=0, dtype=np.float64)
+    mean = total / len(x)
+    sq = np.zeros(x.shape[1], np.float64)
+    for a in range(0, len(x), CHUNK):
+        sq += ((x[a:a + CHUNK] - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(sq / len(x))
+
+
+def _map_chunks(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], dtype) -> np.ndarray:
+    """fn applied to x chunk by chunk, into an array of `dtype` (fn(x) itself for one chunk)."""
+    if len(x) <= CHUNK:
+        return fn(x).astype(dtype, copy=False)
+    first = fn(x[:1])
+    out = np.empty((len(x), *first.shape[1:]), dtype)
+    for a in range(0, len(x), CHUNK):
+        out[a:a + CHUNK] = fn(x[a:a + CHUNK])
+    return out
 
 
 @dataclasses.dataclass
@@ -32,8 +68,8 @@ class Normaliser:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Normaliser:
-        std = x.std(axis=0)
-        return cls(x.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32))
+        mean, std = column_stats(x)
+        return cls(mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -43,37 +79,126 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def _float32(x: np.ndarray) -> np.ndarray:
+    """float32 rows of a (float16) array; FAISS' fp16 decoder is 3x faster than NumPy's cast."""
+    if x.dtype != np.float16 or x.ndim != 2:
+        return np.asarray(x, np.float32)
+    from vidsim.ann import fp16_decoder  # noqa: PLC0415 - float16 only in spaces with a FAISS index
+
+    return fp16_decoder(x.shape[1]).decode(np.ascontiguousarray(x).view(np.uint8))
+
+
+def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of every row in the spans [starts[i], ends[i]), where each span begins in them)."""
+    lengths = ends - starts
+    local = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    take = np.repeat(starts - local, lengths) + np.arange(int(lengths.sum()))
+    return take, local
+
+
+class _Nearest:
+    """What every space shares: the nearest clips to a query, by scan or by FAISS candidates."""
+
+    rows: np.ndarray
+    ann: VectorIndex | None
+
+    def distances(self, q: np.ndarray) -> np.ndarray:  # (M,) to every clip
+        return self.distances_at(q, np.arange(len(self.rows)))
+
+    def distances_at(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:  # (P,) to clips at positions
+        raise NotImplementedError
+
+    def distances_many(self, queries: list[np.ndarray], pos: np.ndarray) -> np.ndarray:
+        """(len(queries), P): several queries' distances to the same clips."""
+        return np.stack([self.distances_at(q, pos) for q in queries])
+
+    def block(self, pos: np.ndarray):
+        """The clips at these positions, read once for `block_distances` (here: the positions)."""
+        return pos
+
+    def block_distances(self, queries: list[np.ndarray], block) -> np.ndarray:
+        """(len(queries), P) distances to a `block`'s clips."""
+        return self.distances_many(queries, block)
+
+    def summary(self, q: np.ndarray) -> np.ndarray:  # (D,) the query's vector in the FAISS index
+        raise NotImplementedError
+
+    def candidates(self, q: np.ndarray, c: int) -> np.ndarray | None:
+        """Positions of up to max(c, the index's candidate count) clips FAISS proposes for the
+        query; None when the space is small enough to be scanned whole."""
+        if self.ann is None:
+            return None
+        ids = self.ann.search(self.summary(q), max(c, self.ann.candidates))[0]
+        return np.sort(ids[ids >= 0])
+
+    def nearest(self, q: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, exact distances) of the c nearest clips, nearest first."""
+        pos = self.candidates(q, c)
+        if pos is None:
+            d = self.distances(q)
+            order = np.argsort(d, kind="stable")[:c]
+            return order, d[order]
+        d = self.distances_at(q, pos)
+        order = np.argsort(d, kind="stable")[:c]
+        return pos[order], d[order]
+
+    def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, found (len(rows),) bool) of index rows in this space (rows sorted, as built)."""
+        if not len(self.rows):
+            return np.zeros(len(rows), np.int64), np.zeros(len(rows), bool)
+        pos = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        return pos, self.rows[pos] == rows
+
+
 @dataclasses.dataclass
-class VectorSpace:
+class VectorSpace(_Nearest):
     """Standardised clip-level vectors (the raw-feature baseline); no model."""
 
     modality: str
-    rows: np.ndarray  # (M,) int64 row numbers into the index's clips
-    vectors: np.ndarray  # (M, D) float32, standardised
+    rows: np.ndarray  # (M,) int64 row numbers into the index's clips, ascending
+    vectors: np.ndarray  # (M, D) standardised; float32, or float16 with a FAISS index
     mean: np.ndarray  # (D,) library mean
     std: np.ndarray  # (D,) library standard deviation (1 where constant)
+    ann: VectorIndex | None = None
+
+    metric = "l2"
 
     @classmethod
-    def build(cls, modality: str, rows: np.ndarray, x: np.ndarray) -> VectorSpace:
+    def build(cls, modality: str, rows: np.ndarray, x: np.ndarray, compact: bool = False) -> VectorSpace:
         norm = Normaliser.fit(x)
-        return cls(modality, rows, norm(x), norm.mean, norm.std)
+        return cls(modality, rows, _map_chunks(x, norm, COMPACT if compact else np.float32), norm.mean, norm.std)
 
     def query(self, feats: ClipFeatures) -> np.ndarray | None:
         x = feats.vector(self.modality)
         return None if x is None else ((x - self.mean) / self.std).astype(np.float32)
 
     def member(self, j: int) -> np.ndarray:
-        return self.vectors[j]
+        return _float32(self.vectors[j:j + 1])[0]
 
     def distances(self, q: np.ndarray) -> np.ndarray:
+        if self.vectors.dtype != np.float32:
+            return super().distances(q)
         return np.linalg.norm(self.vectors - q[None, :], axis=1)
+
+    def distances_at(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(_float32(self.vectors[pos]) - q[None, :], axis=1)
+
+    def summary(self, q: np.ndarray) -> np.ndarray:
+        return q
+
+    def summaries(self) -> np.ndarray:
+        return self.vectors
+
+    def subset(self, pos: np.ndarray) -> VectorSpace:
+        return VectorSpace(self.modality, self.rows[pos], np.asarray(self.vectors[pos], np.float32),
+                           self.mean, self.std)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "vectors": self.vectors, "mean": self.mean, "std": self.std}
 
 
 @dataclasses.dataclass
-class LatentSpace:
+class LatentSpace(_Nearest):
     """The original's: VAE latent means of the clip-level inputs, Euclidean distance."""
 
     modality: str
@@ -82,6 +207,9 @@ class LatentSpace:
     model: VAE | None = None  # needed to place a new query
     norm: Normaliser | None = None
     loader: Callable[[], tuple[VAE, Normaliser]] | None = None  # loads model and norm on first use
+    ann: VectorIndex | None = None
+
+    metric = "l2"
 
     def query(self, feats: ClipFeatures) -> np.ndarray | None:
         from vidsim import vae  # noqa: PLC0415 - torch only for the original's method
@@ -99,20 +227,39 @@ class LatentSpace:
     def distances(self, q: np.ndarray) -> np.ndarray:
         return np.linalg.norm(self.latents - q[None, :], axis=1)
 
+    def distances_at(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(self.latents[pos] - q[None, :], axis=1)
+
+    def summary(self, q: np.ndarray) -> np.ndarray:
+        return q
+
+    def summaries(self) -> np.ndarray:
+        return self.latents
+
+    def subset(self, pos: np.ndarray) -> LatentSpace:
+        return LatentSpace(self.modality, self.rows[pos], np.asarray(self.latents[pos]))
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "latents": self.latents}
 
 
 @dataclasses.dataclass
-class SegmentSpace:
-    """Per-second rows of one single modality, compared by best match per query second."""
+class SegmentSpace(_Nearest):
+    """Per-second rows of one single modality, compared by best match per query second.
+
+    The stored `seconds` are the features as they came (saved as float16 with a FAISS index),
+    shared with any other space over the same rows; they are centred, scaled and L2-normalised
+    when used (all at once for a small space, the candidates' only for a large one)."""
 
     modality: str
     rows: np.ndarray  # (M,)
-    offsets: np.ndarray  # (M + 1,) clip j owns vectors[offsets[j]:offsets[j + 1]]
-    vectors: np.ndarray  # (S, D) float32, centred, scaled and L2-normalised
-    center: np.ndarray  # (D,) mean library second
+    offsets: np.ndarray  # (M + 1,) clip j owns seconds[offsets[j]:offsets[j + 1]]
+    seconds: np.ndarray  # (S, D) per-second features as extracted
+    center: np.ndarray  # (D,) mean library second (zeros: the encoder's own space, for text)
     scale: np.ndarray  # (D,) per-dimension scale (the std, or ones when only centring)
+    ann: VectorIndex | None = None
+
+    metric = "ip"
 
     @classmethod
     def build(cls, modality: str, rows: np.ndarray, offsets: np.ndarray, seconds: np.ndarray,
@@ -120,26 +267,34 @@ class SegmentSpace:
         """Centre (and, with `standardise`, scale) with the library's per-second statistics.
 
         `centre=False` keeps the encoder's own space (where CLIP text embeddings live)."""
-        center = seconds.mean(axis=0).astype(np.float32) if centre else np.zeros(seconds.shape[1], np.float32)
-        std = seconds.std(axis=0)
+        mean, std = column_stats(seconds)
+        center = mean.astype(np.float32) if centre else np.zeros(seconds.shape[1], np.float32)
         scale = np.where(std > 1e-8, std, 1.0).astype(np.float32) if standardise \
             else np.ones_like(center)
-        space = cls(modality, rows, offsets, np.zeros((0, seconds.shape[1]), np.float32), center, scale)
-        space.vectors = space._prepare(seconds)
-        return space
+        return cls(modality, rows, offsets, seconds, center, scale)
 
     def _prepare(self, seconds: np.ndarray) -> np.ndarray:
         return _normalise_rows((seconds - self.center) / self.scale)
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """(S, D) float32, every second prepared: for scanning a small space whole."""
+        return self._prepare(np.asarray(self.seconds, np.float32))
 
     def query(self, feats: ClipFeatures) -> np.ndarray | None:
         rows = feats.segments(self.modality)
         return None if rows is None else self._prepare(rows)
 
     def member(self, j: int) -> np.ndarray:
-        return self.vectors[self.offsets[j]:self.offsets[j + 1]]
+        if self.ann is None:
+            return self.vectors[self.offsets[j]:self.offsets[j + 1]]
+        return self._prepare(_float32(self.seconds[self.offsets[j]:self.offsets[j + 1]]))
 
     def similarities(self, q: np.ndarray) -> np.ndarray:
-        """(M,) mean over the query's rows of the best cosine with each clip's rows, in [-1, 1]."""
+        """(M,) mean over the query's rows of the best cosine with each clip's rows, in [-1, 1]
+        (a large space is scanned in chunks, never prepared whole)."""
+        if self.ann is not None:
+            return 1.0 - self.distances_at(q, np.arange(len(self.rows)))
         sims = q @ self.vectors.T  # (Tq, S)
         best = np.maximum.reduceat(sims, self.offsets[:-1], axis=1)  # (Tq, M)
         return best.mean(axis=0)
@@ -147,8 +302,53 @@ class SegmentSpace:
     def distances(self, q: np.ndarray) -> np.ndarray:
         return 1.0 - self.similarities(q)
 
+    def distances_at(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return self.distances_many([q], pos)[0]
+
+    def distances_many(self, queries: list[np.ndarray], pos: np.ndarray) -> np.ndarray:
+        """(len(queries), P), reading and preparing each clip's seconds once for all queries."""
+        step = CHUNK // 16  # a few thousand clips' seconds at a time
+        return np.concatenate([self.block_distances(queries, self.block(pos[a:a + step]))
+                               for a in range(0, len(pos), step)], axis=1) if len(pos) else \
+            np.zeros((len(queries), 0), np.float32)
+
+    def block(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prepared rows (R, D) float32 of the clips at these positions, where each clip's begin (P,))."""
+        take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
+        return self._prepare(_float32(self.seconds[take])), local
+
+    def block_distances(self, queries: list[np.ndarray], block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        rows, local = block
+        q = np.concatenate(queries)  # (sum Tq, D)
+        lengths = np.array([len(x) for x in queries])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        best = np.maximum.reduceat(q @ rows.T, local, axis=1)  # (sum Tq, P): best second per query second
+        return 1.0 - np.add.reduceat(best, starts, axis=0) / lengths[:, None]
+
+    def summary(self, q: np.ndarray) -> np.ndarray:
+        return _normalise_rows(q.mean(axis=0))
+
+    def summaries(self) -> np.ndarray:
+        """(M, D) float16: each clip's mean prepared second, L2-normalised (the FAISS vectors, which
+        only propose candidates: half the memory of float32 while the index is built)."""
+        out = np.empty((len(self.rows), self.seconds.shape[1]), COMPACT)
+        step = CHUNK // 16
+        for a in range(0, len(self.rows), step):
+            b = min(a + step, len(self.rows))
+            lo, hi = self.offsets[a], self.offsets[b]
+            prepared = self._prepare(_float32(self.seconds[lo:hi]))
+            sums = np.add.reduceat(prepared, self.offsets[a:b] - lo, axis=0)
+            out[a:b] = _normalise_rows(sums)
+        return out
+
+    def subset(self, pos: np.ndarray) -> SegmentSpace:
+        take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
+        offsets = np.append(local, len(take)).astype(np.int64)
+        return SegmentSpace(self.modality, self.rows[pos], offsets, np.asarray(self.seconds[take], np.float32),
+                            self.center, self.scale)
+
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"rows": self.rows, "offsets": self.offsets, "vectors": self.vectors,
+        return {"rows": self.rows, "offsets": self.offsets, "seconds": self.seconds,
                 "center": self.center, "scale": self.scale}
 
 
@@ -163,3 +363,14 @@ def kind_of(space: Space) -> str:
 def from_arrays(kind: str, modality: str, arrays: dict[str, np.ndarray]) -> Space:
     """Rebuild a saved space (LatentSpace gets its model attached by the caller)."""
     return KINDS[kind](modality=modality, **arrays)
+
+
+def add_index(space: Space, cfg: IndexConfig, seed: int = 0, label: str = "") -> Space:
+    """The space with a FAISS index when it is larger than cfg.exact_max; unchanged otherwise.
+    (`Index.save` then stores its vectors as float16.)"""
+    from vidsim import ann  # noqa: PLC0415 - faiss only for large libraries
+
+    if not ann.needs_index(len(space.rows), cfg):
+        return space
+    space.ann = ann.VectorIndex.build(space.summaries(), space.metric, cfg, seed, label or space.modality)
+    return space

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from vidsim.io import atomic_path
 from vidsim.progress import progress as show_progress
 from vidsim.spaces import Normaliser
 
+log = logging.getLogger(__name__)
 
 class VAE(nn.Module):
     """A one-hidden-layer Gaussian VAE; `encode` gives the latent mean used for search."""
@@ -56,6 +58,11 @@ def train_vae(x: np.ndarray, cfg: VAEConfig, seed: int, progress: bool = True
     """
     if len(x) < 2:
         raise ValueError(f"need at least 2 clips to train, got {len(x)}")
+    if len(x) > cfg.max_clips:  # a uniform sample: the time and memory of training stay bounded
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), cfg.max_clips, replace=False))]
+    epochs = min(cfg.epochs, max(1, cfg.max_steps // -(-len(x) // cfg.batch_size)))
+    if epochs < cfg.epochs:
+        log.info("%d clips: %d epochs of %d within %d steps", len(x), epochs, cfg.epochs, cfg.max_steps)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     norm = Normaliser.fit(x)
@@ -63,7 +70,7 @@ def train_vae(x: np.ndarray, cfg: VAEConfig, seed: int, progress: bool = True
     model = VAE(x.shape[1], cfg.hidden, cfg.latent)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = []
-    for epoch in show_progress(range(cfg.epochs), desc="train", unit="epoch") if progress else range(cfg.epochs):
+    for epoch in show_progress(range(epochs), desc="train", unit="epoch") if progress else range(epochs):
         model.train()
         perm = torch.randperm(len(data), generator=gen)
         sums = np.zeros(2)
@@ -81,9 +88,12 @@ def train_vae(x: np.ndarray, cfg: VAEConfig, seed: int, progress: bool = True
 
 
 @torch.inference_mode()
-def encode(model: VAE, norm: Normaliser, x: np.ndarray) -> np.ndarray:
-    """Latent means, (N, latent) float32, for raw feature rows (N, D)."""
-    return model.encode(torch.from_numpy(norm(np.atleast_2d(x)))).numpy().astype(np.float32)
+def encode(model: VAE, norm: Normaliser, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Latent means, (N, latent) float32, for raw feature rows (N, D), `chunk` rows at a time."""
+    x = np.atleast_2d(x)
+    parts = [model.encode(torch.from_numpy(norm(x[a:a + chunk]))).numpy().astype(np.float32)
+             for a in range(0, len(x), chunk)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def save(path: str | os.PathLike, model: VAE, norm: Normaliser, meta: dict) -> None:

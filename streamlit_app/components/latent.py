@@ -11,6 +11,8 @@ import plotly.graph_objects as go
 from vidsim.modalities import RELEVANCE
 from vidsim.projection import project_2d
 
+MAX_GROUPS = 24  # more labels than this are not told apart by colour
+
 
 def _text(value: str) -> str:
     """Plain text for plotly, which renders <a>, <b>, <br> and friends in names and hover labels."""
@@ -27,15 +29,23 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
     z = points[[c for c in points.columns if c.startswith("z")]].to_numpy()
     extra = [query[None, :]] if query is not None else []
     (xy, *q), caption = project_2d(z, *extra)
-    labels = points[list(RELEVANCE[modality])].astype(str).agg(" · ".join, axis=1)
+    keys = list(RELEVANCE[modality])
+    labels = points[keys[0]].astype(str)
+    for key in keys[1:]:  # vectorised: a row-wise join takes seconds on a 50,000-point sample
+        labels = labels + " · " + points[key].astype(str)
     has_labels = bool((points[list(RELEVANCE[modality])] != "").all(axis=None))
     fig = go.Figure()
+    # WebGL beyond a few thousand points keeps a 50,000-point sample responsive
+    scatter = go.Scattergl if len(points) > 5000 else go.Scatter
     groups = sorted(labels.unique()) if has_labels else [None]
+    if len(groups) > MAX_GROUPS:  # thousands of songs: one colour, the label in the hover text
+        groups = [None]
     for group in groups:
         mask = (labels == group).to_numpy() if group is not None else np.ones(len(points), bool)
-        fig.add_trace(go.Scatter(
+        fig.add_trace(scatter(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=_text(group) if group else "library",
-            customdata=points.loc[mask, "clip"], text=points.loc[mask, "clip"].map(_text),
+            customdata=points.loc[mask, "clip"],
+            text=(points.loc[mask, "clip"] + (" · " + labels[mask] if group is None and has_labels else "")).map(_text),
             hovertemplate="%{text}<extra></extra>",
             marker={"size": 9, "opacity": 0.8},
         ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -9,6 +10,8 @@ from common import folder, library_or_stop, plain
 
 from vidsim.evaluation import metrics_table
 from vidsim.modalities import TITLES
+
+ROWS_SHOWN = 5000  # clips listed at once (larger libraries get a search box)
 
 lib = library_or_stop()
 enc = lib.encoder_info
@@ -29,10 +32,16 @@ st.markdown(f"**Search method:** `{lib.default_method}` · default k = {lib.defa
 
 st.subheader("Clips")
 if len(status):
-    table = status.copy()
-    table["state"] = [
-        "failed" if s == "error" else ("missing audio" if not a else "missing video" if not v else "indexed")
-        for s, a, v in zip(table["status"], table["has_audio"], table["has_video"])]
+    table = status
+    if len(table) > ROWS_SHOWN:  # a million rows would stall the browser: search, then show a page
+        find = st.text_input("Find clips", key="library_filter", placeholder="part of a file name")
+        if find.strip():
+            table = table[table["clip"].str.contains(find.strip(), case=False, regex=False)]
+        st.caption(f"{min(len(table), ROWS_SHOWN):,} of {len(table):,} clips shown")
+        table = table.head(ROWS_SHOWN)
+    table = table.assign(state=np.select(
+        [table["status"] == "error", ~table["has_audio"], ~table["has_video"]],
+        ["failed", "missing audio", "missing video"], "indexed"))
     st.dataframe(table[["clip", "state", "reason", "duration", "audio_label", "visual_label"]],
                  hide_index=True, width="stretch")
 
@@ -40,7 +49,7 @@ st.subheader("Evaluation (last `dvc repro`)")
 table = metrics_table(folder("METRICS", "metrics"))
 if len(table):
     table["modality"] = table["modality"].map(TITLES)
-    st.dataframe(table[[c for c in ("method", "modality", "recall@1", "recall@5", "mAP", "brier", "queries")
+    st.dataframe(table[[c for c in ("method", "modality", "recall@1", "recall@5", "mAP", "mAP@100", "brier", "queries")
                         if c in table]], hide_index=True, width="stretch")
     st.caption("Held-out query clips (other excerpts, other photos) against the library: a hit is "
                "relevant when it shares the audio label (audio), the visual label (visual) or both "

@@ -15,6 +15,9 @@ from vidsim.methods import DESCRIPTIONS
 from vidsim.modalities import TITLES
 
 VIDEO_TYPES = ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg"]
+PICKER_MAX = 2000  # larger libraries get a search box before the clip list
+PICKER_SHOWN = 200  # names listed at once after a search
+PLOT_MAX = 50_000  # latent points drawn at most (a uniform sample, with the hits)
 
 lib = library_or_stop()
 enc = lib.encoder_info
@@ -60,7 +63,12 @@ if source == "Upload a clip":
                                          "sha256": hashlib.sha256(upload.getvalue()).hexdigest()}
         st.session_state["query_id"] = upload.file_id
 else:
-    clips = lib.index.clips["clip"].tolist()
+    if len(lib.index.clips) <= PICKER_MAX:
+        clips = lib.index.clips["clip"].tolist()
+    else:  # a million names in one list would stall the page: search them first
+        found = st.text_input("Find a library clip", key="clip_filter", placeholder="part of a file name")
+        clips = lib.find_clips(found, PICKER_SHOWN)
+        st.caption(f"{len(clips)} of {len(lib.index.clips):,} clips shown; type part of a name to narrow them.")
     clip = st.selectbox("Library clip", clips, index=None,
                         placeholder="Choose a clip of the library", key="library_clip")
     if clip and st.session_state.get("picked") != clip:  # a new pick (not a rerun, not "more like this")
@@ -122,16 +130,19 @@ for m, tab in zip(plotted, st.tabs([TITLES[m] for m in plotted]) if plotted else
             st.warning(f"The query cannot be placed: {plain(str(exc))}")
             latent = None
         has_query = latent is not None
+        hits = [h.clip for h in r.hits] if r is not None and not isinstance(r, str) else []
+        points = lib.points(m, limit=PLOT_MAX, keep=hits)
         fig, caption = latent_figure(
-            lib.points(m), m, query=latent,
-            neighbours=[h.clip for h in r.hits] if has_query else None,
+            points, m, query=latent, neighbours=hits if has_query else None,
             query_name=query["name"] if query else "query")
+        if len(points) < len(lib.index.clips):
+            caption += f" · a uniform sample of {len(points):,} of {len(lib.index.clips):,} clips, with the hits"
         st.caption(caption + " · the original's VAE latent (the hits come from the chosen method) "
                    "· click a point to see that clip")
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"latent-{m}",
                                 width="stretch")
         picked = [p.get("customdata") for p in event.selection.get("points", [])] if event else []
-        picked = [c for c in picked if c in set(lib.index.clips["clip"])]
+        picked = [c for c in picked if isinstance(c, str) and lib.rows_of([c])[0] >= 0]
         if picked:
             row = lib.clip_info(picked[0])
             st.markdown(f"**{plain(picked[0])}** · audio label: {plain(row['audio_label'] or '-')} · "

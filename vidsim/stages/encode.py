@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from vidsim import methods, vae
-from vidsim.config import SearchConfig, from_dict, load_params
+from vidsim.config import IndexConfig, SearchConfig, from_dict, load_params
 from vidsim.dataset import load_features
 from vidsim.index import Index
 from vidsim.io import read_json
@@ -31,15 +31,18 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     search = from_dict(SearchConfig, params.get("search"))
+    index = from_dict(IndexConfig, params.get("index"))
+    seed = int(params.get("base", {}).get("seed", 0))
     methods.check(search.method)
     features = load_features(args.features)
     models = {m: vae.load(args.models / f"{m}.safetensors")[:2] for m in MODALITIES
               if (args.models / f"{m}.safetensors").exists()}
     # the library folder: the only place the app serves media files from
     manifest = {**read_json(args.features / "features.json"), "search": dataclasses.asdict(search),
-                "library": params["library"]["dir"]}
-    spaces = methods.build_spaces(features, models, text=bool(manifest["encoder"]["has_text"]))
-    calibrations = methods.calibrate(spaces, features.clips, search.k, (search.expansion, search.expansion_mix))
+                "index": dataclasses.asdict(index), "library": params["library"]["dir"]}
+    spaces = methods.build_spaces(features, models, bool(manifest["encoder"]["has_text"]), index, seed)
+    calibrations = methods.calibrate(spaces, features.clips, search.k, (search.expansion, search.expansion_mix),
+                                     index.calibration_sample, seed)
     Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)
     log.info("index: %d clips, spaces %s", len(features.clips), ", ".join(spaces))
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")

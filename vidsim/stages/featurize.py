@@ -13,7 +13,7 @@ from vidsim.config import AudioConfig, ExtractConfig, encoder_config, from_dict,
 from vidsim.dataset import stack
 from vidsim.encoder import load_from_config
 from vidsim.features.audio import feature_names
-from vidsim.featurization import featurize_library
+from vidsim.featurization import ENGINES, featurize_library
 from vidsim.io import read_status, write_json, write_table
 from vidsim.stages import setup_logging
 
@@ -23,16 +23,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("extracted", type=Path, help="the extract stage's folder")
     parser.add_argument("out", type=Path)
+    parser.add_argument("--engine", choices=ENGINES, help="overrides featurize.engine (local or ray)")
     args = parser.parse_args()
     params = load_params()
     section = params["featurize"]
+    engine = args.engine or section.get("engine", "local")
     audio_cfg = from_dict(AudioConfig, section.get("audio"))
     extract_cfg = from_dict(ExtractConfig, params.get("extract"))
     encoder = load_from_config(encoder_config(section.get("encoder")))
     status = read_status(args.extracted / "status.csv")
     status, feats = featurize_library(status, args.extracted, args.out / "cache", encoder,
-                                      audio_cfg, extract_cfg)
-    stack(status, feats, encoder.info.dim).save(args.out)
+                                      audio_cfg, extract_cfg, engine)
+    stack(status, feats, encoder.info.dim, args.out)  # written clip by clip into args.out/arrays
     write_table(status, args.out / "status.csv")
     write_json(args.out / "features.json", {
         "encoder": dataclasses.asdict(encoder.info),

@@ -48,7 +48,9 @@ def main() -> None:
             stale.unlink()
     write_json(args.metrics, finals)
     with atomic_path(args.plots) as tmp:
-        pd.DataFrame({"epoch": range(cfg.epochs), **curves}).round(4).to_csv(tmp, index=False)
+        table = pd.DataFrame({m: pd.Series(c) for m, c in curves.items()})  # fewer epochs on a large library
+        table.insert(0, "epoch", range(len(table)))
+        table.round(4).to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":

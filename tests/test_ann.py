@@ -1,0 +1,204 @@
+"""The FAISS tier on synthetic libraries: index files, candidates re-ranked exactly, a large library
+ranking like a full scan, the index folder round trip and calibration on a sample."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vidsim import ann, methods, synthetic
+from vidsim import index as index_module
+from vidsim.config import IndexConfig
+from vidsim.index import Index
+from vidsim.search import Library
+from vidsim.spaces import COMPACT, LatentSpace, add_index
+
+WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, seed=3)
+LARGE = IndexConfig(exact_max=100, nprobe=16, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
+EXACT = IndexConfig(calibration_sample=200)
+KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
+MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
+            "encoder": {"model": "synthetic", "pretrained": "none", "weights": "none", "dim": WORLD.visual_dim,
+                        "image_size": 224, "has_text": False}}
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return synthetic.generate(WORLD, 600, seed=1)
+
+
+@pytest.fixture(scope="module")
+def queries():
+    return synthetic.generate(WORLD, 40, seed=2, prefix="query")
+
+
+def _library(feats, cfg: IndexConfig, out) -> Library:
+    spaces = methods.build_spaces(feats, {}, index=cfg)
+    cals = methods.calibrate(spaces, feats.clips, 5, (2, 0.5), sample=cfg.calibration_sample)
+    Index(feats.clips[KEEP], spaces, cals, {**MANIFEST, "index": cfg.__dict__}).save(out)
+    return Library.load(out, out)
+
+
+@pytest.fixture(scope="module")
+def libraries(feats, tmp_path_factory) -> tuple[Library, Library]:
+    return (_library(feats, EXACT, tmp_path_factory.mktemp("exact")),
+            _library(feats, LARGE, tmp_path_factory.mktemp("large")))
+
+
+def test_auto_factory_grows_with_the_library():
+    assert ann.resolve_factory("auto", 1_000_000) == "IVF2048,SQ8"
+    assert ann.resolve_factory("auto", 600) == "IVF64,SQ8"
+    assert ann.resolve_factory("HNSW32,Flat", 10) == "HNSW32,Flat"
+    assert not ann.needs_index(50_000, EXACT) and ann.needs_index(50_001, EXACT)
+
+
+@pytest.mark.parametrize("factory", ["auto", "HNSW16,Flat", "Flat"])
+def test_vector_index_finds_each_vector_and_survives_a_round_trip(tmp_path, factory):
+    x = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32)
+    index = ann.VectorIndex.build(x, "l2", IndexConfig(factory=factory, nprobe=8, candidates=5))
+    ids = index.search(x[:50], 5)
+    assert ids.shape == (50, 5) and (ids[:, 0] == np.arange(50)).mean() >= 0.96
+    index.save(tmp_path / "x.faiss")
+    back = ann.VectorIndex.load(tmp_path / "x.faiss", "l2", 8, 5)
+    assert back.size == 3000 and back.dim == 16
+    odd = ann.VectorIndex.build(x[:, :13], "l2", IndexConfig(factory=factory, nprobe=8, candidates=5))
+    assert odd.dim == 16 and (odd.search(x[:50, :13], 5)[:, 0] == np.arange(50)).mean() >= 0.96  # zero-padded
+    np.testing.assert_array_equal(back.search(x[:50], 5), ids)
+    with pytest.raises(ValueError, match="unknown metric"):
+        ann.VectorIndex(back.index, "cosine", 8, 5)
+
+
+def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):
+    exact = methods.build_spaces(feats, {}, index=EXACT)
+    large = methods.build_spaces(feats, {}, index=LARGE)
+    assert set(exact) == set(large) and all(s.ann is None for s in exact.values())
+    for key, space in large.items():
+        assert space.ann is not None and space.ann.size == len(space.rows), key
+        recalls = []
+        for i in range(len(queries.clips)):
+            q = exact[key].query(queries.clip(i))
+            want, want_d = exact[key].nearest(q, 10)
+            got, got_d = space.nearest(q, 10)
+            recalls.append(len(set(want) & set(got)) / 10)
+            # the distances of a found clip are the exact ones (to float16 storage)
+            both = np.intersect1d(want, got)
+            np.testing.assert_allclose(space.distances_at(q, both), exact[key].distances_at(q, both),
+                                       rtol=2e-2, atol=2e-3)
+        assert np.mean(recalls) >= 0.98, (key, np.mean(recalls))
+
+
+def test_a_large_latent_space_is_indexed_too():
+    rng = np.random.default_rng(5)
+    space = add_index(LatentSpace("audio", np.arange(400), rng.standard_normal((400, 2)).astype(np.float32)),
+                      IndexConfig(exact_max=100, nprobe=64, candidates=20))
+    pos, d = space.nearest(np.zeros(2, np.float32), 5)
+    full = np.linalg.norm(space.latents, axis=1)
+    np.testing.assert_array_equal(pos, np.argsort(full)[:5])
+    np.testing.assert_allclose(d, np.sort(full)[:5], rtol=1e-6)
+
+
+def test_a_large_library_ranks_like_a_full_scan(libraries, queries):
+    exact, large = libraries
+    assert large.index.spaces["vidsim.audio"].ann is not None
+    agree = {}
+    for method in ("vidsim", "raw"):
+        for modality in large.modalities_of(method):
+            same = []
+            for i in range(len(queries.clips)):
+                feats = queries.clip(i)
+                a = exact.query_features(feats, modality, k=5, method=method).hits
+                b = large.query_features(feats, modality, k=5, method=method).hits
+                same.append(len({h.clip for h in a} & {h.clip for h in b}) / 5)
+                if a[0].clip == b[0].clip:
+                    assert b[0].probability == pytest.approx(a[0].probability, abs=0.02)
+            agree[f"{method}.{modality}"] = np.mean(same)
+    assert min(agree.values()) >= 0.95, agree
+
+
+def test_more_like_this_and_exclusions_work_on_a_large_library(libraries):
+    _, large = libraries
+    clip = large.index.clips["clip"].iloc[7]
+    first = large.query_clip(clip, "audio_visual", k=3).hits[0]
+    assert first.clip == clip and first.probability > 0.5
+    without = large.query_clip(clip, "audio_visual", k=3, exclude_self=True)
+    assert len(without.hits) == 3 and clip not in [h.clip for h in without.hits]
+
+
+def test_index_folder_shares_arrays_memory_maps_them_and_refuses_foreign_paths(feats, libraries, tmp_path,
+                                                                              monkeypatch):
+    _, large = libraries
+    entries = json.loads((large.index_dir / "manifest.json").read_text())["spaces"]
+    assert entries["vidsim.visual"]["faiss"] == "vidsim.visual.faiss"
+    # the text space is the visual one uncentred: both read one copy of the frame embeddings
+    spaces = methods.build_spaces(feats, {}, text=True, index=LARGE)
+    Index(feats.clips[KEEP], spaces, {}, {**MANIFEST, "index": LARGE.__dict__}).save(tmp_path / "text")
+    text = json.loads((tmp_path / "text/manifest.json").read_text())["spaces"]
+    assert text["vidsim.text"]["arrays"]["seconds"] == text["vidsim.visual"]["arrays"]["seconds"]
+    assert text["vidsim.text"]["faiss"] != text["vidsim.visual"]["faiss"]
+    assert not isinstance(large.index.spaces["vidsim.visual"].seconds, np.memmap)  # small: read into memory
+    monkeypatch.setattr(index_module, "MMAP_MIN", 0)
+    mapped = Library.load(large.index_dir, large.index_dir)
+    space = mapped.index.spaces["vidsim.visual"]
+    assert isinstance(space.seconds, np.memmap) and isinstance(mapped.index.spaces["raw.visual"].vectors, np.memmap)
+    # large spaces are stored as float16; small ones keep float32 (the exact figures)
+    assert space.seconds.dtype == COMPACT and large.index.spaces["raw.visual"].vectors.dtype == COMPACT
+    assert libraries[0].index.spaces["vidsim.visual"].seconds.dtype == np.float32
+    first = feats.clip(3)
+    assert [h.clip for h in mapped.query_features(first, "audio_visual").hits] == \
+        [h.clip for h in large.query_features(first, "audio_visual").hits]
+    # a manifest naming a file outside the index folder is refused, not followed
+    import shutil
+
+    copy = tmp_path / "index"
+    shutil.copytree(large.index_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["spaces"]["raw.audio"]["arrays"]["vectors"] = "../../secret.npy"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Exception, match="not a readable index"):
+        Library.load(copy, copy)
+
+
+def test_calibration_fits_on_a_uniform_sample(feats):
+    spaces = methods.build_spaces(feats, {}, index=EXACT)
+    space = spaces["raw.audio"]
+    sample = methods.calibration_space(space, 200, seed=1)
+    assert len(sample.rows) == 200 and np.isin(sample.rows, space.rows).all()
+    assert methods.calibration_space(space, 10_000) is space
+    full = methods.calibrate({"raw.audio": space}, feats.clips, 5)["raw.audio"]
+    part = methods.calibrate({"raw.audio": space}, feats.clips, 5, sample=200)["raw.audio"]
+    d = np.linspace(0, 30, 7)
+    np.testing.assert_allclose(part(d), full(d), atol=0.08)
+
+
+@pytest.mark.slow
+def test_the_app_serves_a_library_too_large_for_one_list(tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import ROOT
+
+    feats = synthetic.generate(WORLD, 2500, seed=4)
+    cfg = IndexConfig(exact_max=500, nprobe=16, candidates=100, calibration_sample=300)
+    spaces = methods.build_spaces(feats, {}, index=cfg)
+    cals = methods.calibrate(spaces, feats.clips, 5, (2, 0.5), sample=cfg.calibration_sample)
+    Index(feats.clips[KEEP], spaces, cals, {**MANIFEST, "index": cfg.__dict__}).save(tmp_path / "data/index")
+    (tmp_path / "data/models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VIDSIM_UNVERIFIED", "1")
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "streamlit_app" / "main.py"), default_timeout=120).run()
+        at.radio(key="source").set_value("Pick a library clip").run()
+        assert any("of 2,500 clips shown" in c.value for c in at.caption)
+        at.text_input(key="clip_filter").input("CLIP-123").run()  # any case
+        options = at.selectbox(key="library_clip").options
+        assert options == [f"clip-{i:04d}.mp4" for i in range(1230, 1240)]
+        at.selectbox(key="library_clip").set_value("clip-1234.mp4").run()
+        assert not at.exception
+        hits = [m.value for m in at.markdown if m.value.startswith("**1. ")]
+        assert len(hits) == 3 and all("clip\\-1234\\.mp4" in h for h in hits)
+        assert any("No latent space" in i.value for i in at.info)
+    finally:
+        st.cache_resource.clear()
