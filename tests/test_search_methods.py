@@ -339,5 +339,6 @@ def test_large_library_helpers_sample_points_and_find_clips(library):
     assert lib.find_clips("T1-V0", limit=50) == [n for n in names if "t1-v0" in n]
     assert lib.find_clips("", limit=3) == names[:3] and lib.find_clips("no such clip") == []
     assert lib.rows_of([names[4], "missing.mp4"]).tolist() == [4, -1]
-    with pytest.raises(KeyError, match="not in the library"):
+    with pytest.raises(KeyError, match="not in the library") as err:
         lib.row_of("missing.mp4")
+    assert str(err.value) == "'missing.mp4' is not in the library"  # no doubled quotes in messages

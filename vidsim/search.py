@@ -38,6 +38,13 @@ class NotBuilt(FileNotFoundError):
     """The pipeline has not produced the artifacts yet."""
 
 
+class UnknownClip(KeyError):
+    """A clip name the library does not hold (its message prints as written, not as a repr)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Hit:
     rank: int  # 1-based
@@ -345,7 +352,7 @@ class Library:
     def row_of(self, clip: str) -> int:
         rows = self.rows_of([clip])
         if rows[0] < 0:
-            raise KeyError(f"{clip!r} is not in the library")
+            raise UnknownClip(f"{clip!r} is not in the library")
         return int(rows[0])
 
     def rows_of(self, clips: list[str]) -> np.ndarray:
