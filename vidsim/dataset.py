@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vidsim.io import atomic_path, read_status
+from vidsim.io import atomic_path, close_array, open_array, read_status
 from vidsim.modalities import SINGLE, ClipFeatures, check, clip_input
 
 ARRAYS_DIR = "arrays"
@@ -100,11 +100,7 @@ def stack(status: pd.DataFrame, feats: Mapping[str, ClipFeatures], dim: int,
     def empty(name: str, shape: tuple[int, ...]) -> np.ndarray:
         if out_dir is None:
             return np.full(shape, np.nan, np.float32)
-        files[name].parent.mkdir(parents=True, exist_ok=True)
-        part = files[name].with_name(files[name].name + ".part")  # renamed when complete
-        arr = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=shape)
-        arr[:] = np.nan
-        return arr
+        return open_array(files[name], shape, fill=np.nan)
 
     audio, visual = empty("audio", (len(ok), 138)), empty("visual", (len(ok), dim))
     seconds = {m: empty(f"{m}.seconds", (int(offsets[m][-1]), widths[m])) for m in SINGLE}
@@ -118,9 +114,8 @@ def stack(status: pd.DataFrame, feats: Mapping[str, ClipFeatures], dim: int,
             if counts[m][j]:
                 seconds[m][offsets[m][j]:offsets[m][j + 1]] = f.segments(m)
     if out_dir is not None:
-        for name, arr in (("audio", audio), ("visual", visual), *((f"{m}.seconds", seconds[m]) for m in SINGLE)):
-            arr.flush()
-            os.replace(files[name].with_name(files[name].name + ".part"), files[name])
+        for arr in (audio, visual, *seconds.values()):
+            close_array(arr)
         for m in SINGLE:
             with atomic_path(files[f"{m}.offsets"]) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, offsets[m], allow_pickle=False)

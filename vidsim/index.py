@@ -14,7 +14,7 @@ import pandas as pd
 
 from vidsim.calibration import Calibration
 from vidsim.config import IndexConfig, from_dict
-from vidsim.io import atomic_path, read_json, read_table, write_json, write_table
+from vidsim.io import atomic_path, close_array, open_array, read_json, read_table, write_json, write_table
 from vidsim.spaces import CHUNK, COMPACT, Space, from_arrays, kind_of
 
 ARRAYS_DIR = "arrays"
@@ -98,16 +98,14 @@ class Index:
 def _write_array(path: Path, value: np.ndarray, dtype=None) -> None:
     """np.save, or, with `dtype`, the array converted chunk by chunk into a memory-mapped file
     (a large memory-mapped source is never held in memory whole)."""
-    with atomic_path(path) as tmp:
-        if dtype is None or value.dtype == dtype:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(value), allow_pickle=False)
-            return
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=value.shape)
-        for a in range(0, len(value), CHUNK * 4):
-            out[a:a + CHUNK * 4] = value[a:a + CHUNK * 4]
-        out.flush()
-        del out
+    if dtype is None or value.dtype == dtype:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(value), allow_pickle=False)
+        return
+    out = open_array(path, value.shape, dtype)
+    for a in range(0, len(value), CHUNK * 4):
+        out[a:a + CHUNK * 4] = value[a:a + CHUNK * 4]
+    close_array(out)
 
 
 def built(index_dir: str | os.PathLike) -> bool:

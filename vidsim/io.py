@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -30,6 +31,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+PART = ".part"  # suffix of an array file being written
+
+
+def open_array(path: str | os.PathLike, shape: tuple[int, ...], dtype=np.float32,
+               fill: float | None = None) -> np.memmap:
+    """A new `.npy` file written in place through a memory map (arrays larger than memory), as
+    `<path>.part` until `close_array` renames it: a reader never sees half an array."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.lib.format.open_memmap(path.with_name(path.name + PART), mode="w+", dtype=dtype, shape=shape)
+    if fill is not None:
+        arr[:] = fill
+    return arr
+
+
+def close_array(arr: np.memmap) -> None:
+    """Flush an `open_array` file and give it its name."""
+    arr.flush()
+    part = Path(arr.filename)
+    os.replace(part, part.with_name(part.name[:-len(PART)]))
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

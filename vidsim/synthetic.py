@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from vidsim.dataset import Features, feature_files
-from vidsim.io import write_json, write_table
+from vidsim.io import close_array, open_array, write_json, write_table
 from vidsim.progress import progress
 
 AUDIO_DIM = 136 + 3 * 64  # pyAudioAnalysis' mid-term features + log-mel mean/std/flux per band
@@ -50,9 +50,7 @@ class World:
 
 
 def _empty(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
-    if path is None:
-        return np.empty(shape, np.float32)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    return np.empty(shape, np.float32) if path is None else open_array(path, shape)
 
 
 def generate(world: World, n: int, seed: int, out_dir: str | os.PathLike | None = None,
@@ -65,8 +63,6 @@ def generate(world: World, n: int, seed: int, out_dir: str | os.PathLike | None 
     looks = rng.integers(0, world.looks, n)
     t = world.seconds
     files = feature_files(out_dir) if out_dir is not None else None
-    if files is not None:
-        files["audio"].parent.mkdir(parents=True, exist_ok=True)
     audio = _empty(files and files["audio"], (n, CLIP_AUDIO_DIM))
     visual = _empty(files and files["visual"], (n, world.visual_dim))
     seconds = {"audio": _empty(files and files["audio.seconds"], (n * t, AUDIO_DIM)),
@@ -97,7 +93,7 @@ def generate(world: World, n: int, seed: int, out_dir: str | os.PathLike | None 
     feats = Features(clips, audio, visual, seconds, offsets)
     if out_dir is not None:
         for arr in (audio, visual, *seconds.values()):
-            arr.flush()
+            close_array(arr)
         for m, off in offsets.items():
             np.save(files[f"{m}.offsets"], off)
         write_table(clips, Path(out_dir) / "status.csv")
