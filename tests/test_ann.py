@@ -16,7 +16,7 @@ from vidsim.search import Library
 from vidsim.spaces import COMPACT, LatentSpace, add_index
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, seed=3)
-LARGE = IndexConfig(exact_max=100, nprobe=16, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
+LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
 EXACT = IndexConfig(calibration_sample=200)
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
@@ -48,8 +48,8 @@ def libraries(feats, tmp_path_factory) -> tuple[Library, Library]:
 
 
 def test_auto_factory_grows_with_the_library():
-    assert ann.resolve_factory("auto", 1_000_000) == "IVF2048,SQ8"
-    assert ann.resolve_factory("auto", 600) == "IVF64,SQ8"
+    assert ann.resolve_factory("auto", 1_000_000) == "IVF4096,SQ8"
+    assert ann.resolve_factory("auto", 600) == "IVF128,SQ8"
     assert ann.resolve_factory("HNSW32,Flat", 10) == "HNSW32,Flat"
     assert not ann.needs_index(50_000, EXACT) and ann.needs_index(50_001, EXACT)
 
@@ -87,6 +87,22 @@ def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):
             np.testing.assert_allclose(space.distances_at(q, both), exact[key].distances_at(q, both),
                                        rtol=2e-2, atol=2e-3)
         assert np.mean(recalls) >= 0.98, (key, np.mean(recalls))
+
+
+def test_large_segment_spaces_re_rank_stored_seconds_through_their_norms(libraries, queries):
+    """With a FAISS index, a segment space keeps each second's length and scores the stored
+    (float16) seconds without preparing them: the same distances as preparing them first."""
+    import dataclasses
+
+    _, large = libraries
+    for key in ("vidsim.audio", "vidsim.visual"):
+        space = large.index.spaces[key]
+        assert space.norms is not None and space.norms.shape == (len(space.seconds),), key
+        plain = dataclasses.replace(space, norms=None)
+        pos = np.arange(0, len(space.rows), 7)
+        for i in range(5):
+            q = space.query(queries.clip(i))
+            np.testing.assert_allclose(space.distances_at(q, pos), plain.distances_at(q, pos), atol=1e-5)
 
 
 def test_a_large_latent_space_is_indexed_too():
@@ -160,16 +176,21 @@ def test_index_folder_shares_arrays_memory_maps_them_and_refuses_foreign_paths(f
         Library.load(copy, copy)
 
 
-def test_calibration_fits_on_a_uniform_sample(feats):
-    spaces = methods.build_spaces(feats, {}, index=EXACT)
-    space = spaces["raw.audio"]
-    sample = methods.calibration_space(space, 200, seed=1)
-    assert len(sample.rows) == 200 and np.isin(sample.rows, space.rows).all()
-    assert methods.calibration_space(space, 10_000) is space
-    full = methods.calibrate({"raw.audio": space}, feats.clips, 5)["raw.audio"]
-    part = methods.calibrate({"raw.audio": space}, feats.clips, 5, sample=200)["raw.audio"]
-    d = np.linspace(0, 30, 7)
-    np.testing.assert_allclose(part(d), full(d), atol=0.08)
+def test_calibration_of_a_large_space_matches_every_pair_from_a_stratified_sample():
+    """Labels shared by two clips each: a uniform sample of 30 of 600 clips holds about one
+    relevant pair, too few to fit on; each query's nearest clips plus a weighted uniform sample
+    of the others fit the probabilities that every pair fits."""
+    world = synthetic.World(songs=300, looks=5, visual_dim=32, seconds=3, seed=4)
+    fine = synthetic.generate(world, 600, seed=1)
+    key = "vidsim.audio"
+    full = methods.calibrate({key: methods.build_spaces(fine, {}, index=EXACT)[key]}, fine.clips, 5, (2, 0.5))[key]
+    part = methods.calibrate({key: methods.build_spaces(fine, {}, index=LARGE)[key]}, fine.clips, 5, (2, 0.5),
+                             sample=30)[key]
+    assert full.kind == part.kind == "logistic"
+    d = np.linspace(0, 1.5, 7) * full.scale
+    np.testing.assert_allclose(part(d), full(d), atol=0.05)
+    assert part.prior == pytest.approx(full.prior, rel=0.2)
+    assert full(np.array([0.5 * full.scale]))[0] > 0.5  # a close clip is likely the same song
 
 
 @pytest.mark.slow

@@ -158,6 +158,19 @@ def test_logistic_calibration_decreases_with_distance_and_is_calibrated():
     assert Calibration("kernel", scale=1.0)(np.array([0.0]))[0] == 1.0
 
 
+def test_logistic_calibration_separates_rare_relevant_pairs():
+    """A million-clip library's sample: 1 relevant pair in 10,000 (the others weighted 100 each),
+    far apart from the rest; the fit must still give a close pair a high probability."""
+    rng = np.random.default_rng(6)
+    d = np.concatenate([rng.normal(0.4, 0.03, 100), rng.normal(0.9, 0.05, 10_000)])[None, :]
+    rel = (np.arange(d.shape[1]) < 100)[None, :]
+    w = np.where(rel, 1.0, 100.0)
+    cal = fit(d, rel, 5, w)
+    assert cal.prior == pytest.approx(100 / (100 + 1_000_000))
+    p = cal(np.array([0.4, 0.5, 0.8]))
+    assert p[0] > 0.95 and p[2] < 0.01, p
+
+
 def test_library_fused_search_ranks_the_right_pair_first(library):
     lib, queries = library
     assert lib.methods == ["vidsim", "original", "raw"]
@@ -222,6 +235,18 @@ def test_summarise_values():
     assert m["recall@1"] == 0.5 and m["recall@5"] == 1.0
     assert m["mAP"] == pytest.approx(((1 / 2 + 2 / 4) / 2 + 1) / 2)
     assert m["brier"] == pytest.approx((0.81 + 0.04 + 0 + 0) / 4)
+
+
+def test_summarise_at_a_depth_cut_counts_relevant_clips_beyond_it():
+    """A ranking cut at depth 3: the first query's 5 relevant clips lie beyond the cut (a miss, not
+    left out); the second found 1 of its 4 at rank 2 (AP over min(4, 3)); a query whose label the
+    library lacks is left out."""
+    rankings = [(np.array([False, False, False]), np.zeros(3), 5),
+                (np.array([False, True, False]), np.zeros(3), 4),
+                (np.array([False, False, False]), np.zeros(3), 0)]
+    m = summarise(rankings, k=2, depth=3)
+    assert m["queries"] == 2 and m["recall@1"] == 0.0 and m["recall@5"] == 0.5
+    assert m["mAP@3"] == round((0 + (1 / 2) / 3) / 2, 4)
 
 
 TEXT = "a red square on a night sky"

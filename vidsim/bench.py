@@ -226,6 +226,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="--scale: seconds per synthetic clip")
     parser.add_argument("--queries", type=int, default=200, help="--scale: held-out synthetic queries")
     parser.add_argument("--recall-queries", type=int, default=50, help="--scale: queries scanned exactly")
+    parser.add_argument("--search-only", action="store_true",
+                        help="--scale: measure search on the index a previous run built (no stages)")
     parser.add_argument("--worker", choices=["vidsim", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -238,7 +240,7 @@ def main() -> None:
         from vidsim import scalebench
 
         print(f"# vidsim benchmark, {time.strftime('%Y-%m-%d')}, {_machine()}")
-        scalebench.run(args.scale, args.seconds, args.queries, args.recall_queries)
+        scalebench.run(args.scale, args.seconds, args.queries, args.recall_queries, search_only=args.search_only)
         return
     from vidsim.config import load_params
 

@@ -42,14 +42,16 @@ class Calibration:
         return dataclasses.asdict(self)
 
 
-def fit(distances: np.ndarray, relevant: np.ndarray | None, k: int) -> Calibration:
+def fit(distances: np.ndarray, relevant: np.ndarray | None, k: int, weights: np.ndarray | None = None
+        ) -> Calibration:
     """Fit on a leave-one-out distance matrix of library clips.
 
     Args:
-        distances: (Q, N) distances from Q sampled library clips to all N, inf where a clip meets
-            itself.
+        distances: (Q, N) distances from Q sampled library clips to N others (all, or a sample
+            that holds each query's nearest), inf where a clip meets itself or a row is padded.
         relevant: (Q, N) bool, same labels; None when the library has no labels.
         k: the neighbour whose median distance sets the kernel width.
+        weights: (Q, N) how many clips each pair stands for (a stratified sample); 1 when None.
     """
     finite = np.where(np.isfinite(distances), distances, np.nan)
     kk = min(k, distances.shape[1] - 1) - 1
@@ -59,11 +61,17 @@ def fit(distances: np.ndarray, relevant: np.ndarray | None, k: int) -> Calibrati
         return Calibration("kernel", scale=scale)
     mask = np.isfinite(distances)
     d, y = distances[mask], relevant[mask]
+    w = np.ones(len(d)) if weights is None else weights[mask]
+    prior = float(np.average(y, weights=w)) if y.size else 0.5
     if y.all() or not y.any():
         log.warning("labels do not separate any pair: kernel probabilities instead of a fitted one")
-        return Calibration("kernel", scale=scale, prior=float(y.mean()) if y.size else 0.5)
+        return Calibration("kernel", scale=scale, prior=prior)
     from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - only when fitting
 
-    model = LogisticRegression(C=100.0).fit(d[:, None], y)
+    # a tight tolerance: with rare relevant pairs (a large library, fine labels) the mean loss's
+    # gradient is tiny long before the fit separates them (at a million clips the default stopped
+    # at a slope of -4.7 where the optimum is -54, every probability under 0.01)
+    model = LogisticRegression(C=100.0, tol=1e-10, max_iter=10000).fit(
+        d[:, None], y, sample_weight=None if weights is None else w)
     return Calibration("logistic", a=float(model.intercept_[0]), b=float(model.coef_[0, 0]), scale=scale,
-                       prior=float(y.mean()))
+                       prior=prior)

@@ -33,20 +33,22 @@ def _label(row: pd.Series | dict, modality: str) -> tuple[str, ...] | None:
     return values if all(values) else None
 
 
-def summarise(rankings: list[tuple[np.ndarray, np.ndarray]], k: int, depth: int | None = None
-              ) -> dict[str, float]:
-    """Metrics from (relevance of each ranked hit (R,) bool, probabilities (R,)) per query.
+def summarise(rankings: list[tuple], k: int, depth: int | None = None) -> dict[str, float]:
+    """Metrics from (relevance of each ranked hit (R,) bool, probabilities (R,)[, relevant clips in
+    the library]) per query; a query with no relevant clip in the library is left out.
 
-    With `depth` (rankings cut there: a library too large to rank whole), average precision is
-    over the relevant clips within the cut, reported as `mAP@<depth>`."""
+    With `depth` (rankings cut there: a library too large to rank whole), the third item says how
+    many relevant clips the library holds, so a query whose relevant clips all lie beyond the cut
+    counts as a miss, and average precision is over min(that count, depth) (`mAP@<depth>`)."""
     r1, r5, aps, brier = [], [], [], []
-    for rel, prob in rankings:
-        if not rel.any():
+    for rel, prob, *total in rankings:
+        wanted = int(total[0]) if total else int(rel.sum())
+        if wanted <= 0:
             continue
-        r1.append(bool(rel[0]))
+        r1.append(bool(rel[:1].any()))
         r5.append(bool(rel[:5].any()))
         ranks = np.flatnonzero(rel) + 1
-        aps.append(float(np.mean(np.arange(1, len(ranks) + 1) / ranks)))
+        aps.append(float(np.sum(np.arange(1, len(ranks) + 1) / ranks)) / min(wanted, len(rel)))
         brier.extend((prob[:k] - rel[:k]) ** 2)
     if not r1:
         return {}
@@ -61,19 +63,34 @@ def depth(lib: Library) -> int | None:
 
 
 def _judge(lib: Library, result: QueryResult, want: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    keys = list(RELEVANCE[result.modality])
     rows = lib.rows_of([h.clip for h in result.hits])
-    got = np.stack([lib.column(k)[rows].astype(str) for k in keys], axis=1)
-    rel = (got == np.array(want)[None, :]).all(axis=1)
-    return rel, np.array([h.probability for h in result.hits])
+    rel = _labels(lib, result.modality, rows) == np.array(want)[None, :]
+    return rel.all(axis=1), np.array([h.probability for h in result.hits])
+
+
+def _labels(lib: Library, modality: str, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), K) str: the modality's relevance labels of these library rows."""
+    return np.stack([lib.column(k)[rows].astype(str) for k in RELEVANCE[modality]], axis=1)
+
+
+def _label_counts(lib: Library, modality: str) -> dict[tuple[str, ...], int]:
+    """How many library clips carry each label of the modality."""
+    labels = _labels(lib, modality, np.arange(len(lib.index.clips)))
+    values, counts = np.unique(labels, axis=0, return_counts=True)
+    return {tuple(v): int(c) for v, c in zip(values, counts)}
 
 
 def _per_modality(lib: Library, modalities: list[str], labelled: list[pd.Series],
-                  rank: Callable[[int, str], QueryResult]) -> dict[str, dict[str, float]]:
+                  rank: Callable[[int, str], QueryResult], self_rows: Callable[[int], np.ndarray] | None = None
+                  ) -> dict[str, dict[str, float]]:
     """Metrics per modality over labelled queries; rank(i, modality) ranks query i (ValueError
-    when the query lacks the modality, which then leaves it out)."""
+    when the query lacks the modality, which then leaves it out). With a depth cut, the relevant
+    clips a query could have found are counted in the library, less its `self_rows` (the row of a
+    library-clip query, which it leaves out)."""
+    cut = depth(lib)
     out = {}
     for modality in modalities:
+        counts = _label_counts(lib, modality) if cut is not None else {}
         rankings = []
         for i, row in enumerate(labelled):
             want = _label(row, modality)
@@ -83,8 +100,14 @@ def _per_modality(lib: Library, modalities: list[str], labelled: list[pd.Series]
                 result = rank(i, modality)
             except ValueError:
                 continue
-            rankings.append(_judge(lib, result, want))
-        if metrics := summarise(rankings, lib.default_k, depth(lib)):
+            rel, prob = _judge(lib, result, want)
+            if cut is None:
+                rankings.append((rel, prob))
+                continue
+            own = self_rows(i) if self_rows is not None else np.zeros(0, np.int64)
+            own_relevant = int((_labels(lib, modality, own) == np.array(want)[None, :]).all(axis=1).sum())
+            rankings.append((rel, prob, counts.get(want, 0) - own_relevant))
+        if metrics := summarise(rankings, lib.default_k, cut):
             out[modality] = metrics
     return out
 
@@ -103,7 +126,8 @@ def leave_one_out(lib: Library, method: str, sample: int = LOO_SAMPLE) -> dict[s
     picks = np.unique(np.linspace(0, len(clips) - 1, min(sample, len(clips))).round().astype(int))
     rows = [clips.iloc[j] for j in picks]
     return _per_modality(lib, lib.modalities_of(method), rows,
-                         lambda i, m: lib.rank_clip(rows[i]["clip"], m, method, depth=depth(lib)))
+                         lambda i, m: lib.rank_clip(rows[i]["clip"], m, method, depth=depth(lib)),
+                         lambda i: np.array([lib.row_of(rows[i]["clip"])]))
 
 
 def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps: int = 11) -> pd.DataFrame:

@@ -11,8 +11,9 @@ On a synthetic library of N clips shaped like the featurize stage's output (`vid
 4. recall@10 of each space's FAISS search (candidates re-ranked exactly) against an exact scan of
    the same space, on the first `--recall-queries` queries.
 
-Figures print as Markdown tables; the data lives in data/bench/scale-N (delete it afterwards: a
-million clips of 4 s take ~28 GB of disk).
+`--search-only` repeats steps 2-4 on the index a previous run left (`--recall-queries 0` skips
+step 4). Figures print as Markdown tables; the data lives in data/bench/scale-N (delete it
+afterwards: a million clips of 4 s take ~28 GB of disk).
 """
 
 from __future__ import annotations
@@ -158,19 +159,27 @@ def recall(lib, queries, count: int, nprobes: tuple[int, ...] = (32, 64, 128)
 
 
 def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
-        root: Path | None = None, project: Path = Path(".")) -> None:
+        root: Path | None = None, project: Path = Path("."), search_only: bool = False) -> None:
+    """The whole benchmark; with `search_only`, steps 2-4 on the index a previous run left (a
+    change to the query path needs no new index)."""
     from threadpoolctl import threadpool_limits
 
     from vidsim.dataset import load_features
+    from vidsim.index import built
     from vidsim.search import Library
 
     root = (root or Path("data/bench") / f"scale-{n}").resolve()
     project = project.resolve()
     print(f"\n## Search at scale: {n:,} synthetic clips of {seconds} s (vidsim.synthetic), {queries} queries")
-    world, lib_dir, q_dir = prepare(n, seconds, queries, root)
-    print("\n| stage | wall s | peak resident MB (with mapped files) | peak anonymous MB |\n|---|---|---|---|")
-    for name, wall, peak, anon in stages(lib_dir, q_dir, root, project):
-        print(f"| {name} | {wall:.0f} | {peak:,.0f} | {anon:,.0f} |")
+    lib_dir, q_dir = root / "library", root / "queries"
+    if search_only:
+        if not built(root / "index"):
+            raise SystemExit(f"no index in {root}: run without --search-only first")
+    else:
+        prepare(n, seconds, queries, root)
+        print("\n| stage | wall s | peak resident MB (with mapped files) | peak anonymous MB |\n|---|---|---|---|")
+        for name, wall, peak, anon in stages(lib_dir, q_dir, root, project):
+            print(f"| {name} | {wall:.0f} | {peak:,.0f} | {anon:,.0f} |")
     print(f"\nfeatures {_du(lib_dir):.1f} GB, index {_du(root / 'index'):.1f} GB on disk")
     for path in sorted((root / "work/metrics/heldout").glob("*.json")):
         print(f"held-out {path.stem}: {read_json(path)}")
@@ -187,7 +196,7 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
     faiss.omp_set_num_threads(1)
     with threadpool_limits(1):
         lat = latency(lib, qs)
-        rec = recall(lib, qs, recall_queries)
+        rec = recall(lib, qs, recall_queries) if recall_queries > 0 else []
     print("\n| method | modality | p50 ms | p99 ms | queries |\n|---|---|---|---|---|")
     for method, modality, p50, p99, count in lat:
         print(f"| {method} | {modality} | {p50:.2f} | {p99:.2f} | {count} |")
