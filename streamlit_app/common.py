@@ -22,12 +22,33 @@ def folder(name: str, default: str) -> Path:
 CONCURRENT_QUERIES = 2  # queries decoding at once, across all users of this process
 
 
-@st.cache_resource(show_spinner="Loading the library…")
-def load_library() -> Library:
-    """Index and models, loaded once per process and shared by every session."""
+def artifacts_stamp() -> tuple:
+    """What changes when `dvc repro` rebuilds the library: the index manifest (written last by
+    `encode`) and the models' files, by size and modification time. A running app compares it on
+    every rerun and loads the new library, instead of serving the one it started with."""
+    stamp = []
+    for path in [folder("INDEX", "data/index") / "manifest.json",
+                 *sorted(folder("MODELS", "data/models").glob("*"))]:
+        try:
+            st_ = path.stat()
+            stamp.append((path.name, st_.st_size, st_.st_mtime_ns))
+        except OSError:
+            stamp.append((path.name, None, None))
+    return tuple(stamp)
+
+
+@st.cache_resource(show_spinner="Loading the library…", max_entries=1)
+def _load_library(stamp: tuple) -> Library:
+    """Index and models, loaded once per process and artifacts' stamp, shared by every session
+    (max_entries=1: a rebuilt library replaces the old one in memory)."""
     # the artifacts must match dvc.lock (a tampered file is never loaded); VIDSIM_UNVERIFIED=1 opts out
     return Library.open(folder("INDEX", "data/index"), folder("MODELS", "data/models"),
                         unverified=os.environ.get("VIDSIM_UNVERIFIED") == "1")
+
+
+def load_library() -> Library:
+    """The library as the artifacts are now."""
+    return _load_library(artifacts_stamp())
 
 
 @st.cache_resource

@@ -178,3 +178,30 @@ def test_text_box_is_disabled_with_an_image_only_encoder(app_in, project, built)
     at = app_in(project)
     box = at.text_input(key="text")
     assert box.disabled and "image-only" in box.help
+
+
+def test_a_running_app_loads_the_rebuilt_library(tmp_path, monkeypatch):
+    """After `dvc repro` rewrites the index, the next rerun serves the new library (the old one
+    is dropped from the cache), and reruns in between reuse the loaded one."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "streamlit_app"))
+    import common
+
+    index, models = tmp_path / "index", tmp_path / "models"
+    index.mkdir()
+    models.mkdir()
+    (index / "manifest.json").write_text("{}")
+    monkeypatch.setenv("VIDSIM_INDEX", str(index))
+    monkeypatch.setenv("VIDSIM_MODELS", str(models))
+    opened = []
+    monkeypatch.setattr(common.Library, "open", classmethod(lambda cls, *args, **kw: opened.append(args) or object()))
+    common._load_library.clear()
+    first = common.load_library()
+    assert common.load_library() is first and len(opened) == 1
+    (index / "manifest.json").write_text('{"rebuilt": true}')
+    second = common.load_library()
+    assert second is not first and len(opened) == 2
+    (models / "audio.safetensors").write_bytes(b"new model")
+    assert common.load_library() is not second and len(opened) == 3
+    common._load_library.clear()
