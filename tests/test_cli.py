@@ -11,3 +11,26 @@ def test_a_missing_query_file_is_named_with_its_folder_before_anything_loads(tmp
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "clips/nope.mp4: no such file" in out.stderr
     assert "no index" not in out.stderr  # checked before the library is looked for
+
+
+def _message(stderr: str) -> str:
+    """The error text without the box typer draws around it."""
+    return " ".join(w for w in stderr.split() if w.strip("│╭╮╰╯─"))
+
+
+def test_outside_a_project_the_cli_says_how_to_name_one(tmp_path):
+    out = subprocess.run([CLI, "status"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"no vidsim project in {tmp_path} or above it" in _message(out.stderr) and "--project" in out.stderr
+    out = subprocess.run([CLI, "status", "--project", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 2 and "is not a vidsim project: it has no dvc.yaml" in _message(out.stderr)
+
+
+def test_the_project_is_found_from_a_folder_inside_it(tmp_path):
+    from vidsim.cli import find_project
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "mylib" / "deep").mkdir(parents=True)
+    assert find_project(tmp_path / "mylib" / "deep") == tmp_path
+    assert find_project(tmp_path.parent) is None or find_project(tmp_path.parent) != tmp_path

@@ -56,15 +56,20 @@ def test_query_returns_the_clip_itself_first(project, built):
     hits = json.loads(out[out.index("{"):])["hits"]
     assert hits[0]["clip"] == clip and hits[0]["distance"] < 1e-3
     table = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio"], project)
-    assert f"track1: {clip}, probability: " in table
+    assert f"  1. {clip}  " in table and "% similar" in table and "track1" not in table
+    original = _run(["vidsim", "query", f"mylib/{clip}", "--modality", "audio", "--original-format"], project)
+    assert f"track1: {clip}, probability: " in original
     alone = _run(["vidsim", "query", clip, "--library-clip", "--exclude-self", "--json"], project)
     assert clip not in [h["clip"] for h in json.loads(alone[alone.index("{"):])["hits"]]
 
 
-def test_cli_status(project, built):
+def test_cli_status(project, built, tmp_path):
     out = _run(["vidsim", "status"], project)
     assert "clips indexed: 13" in out and "efficientnet-lite0" in out
     assert "broken.mp4: not a readable video" in out
+    # from a folder inside the project, and from anywhere with --project
+    assert "clips indexed: 13" in _run(["vidsim", "status"], project / "mylib")
+    assert "clips indexed: 13" in _run(["vidsim", "status", "--project", str(project)], tmp_path)
 
 
 def test_repro_twice_does_nothing_and_one_new_clip_is_featurized_alone(project, built):

@@ -18,18 +18,41 @@ from vidsim.modalities import check as check_modality
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the clips of your library that look and sound like a query clip.")
 
-IndexOpt = Annotated[Path, typer.Option(help="the encode stage's output folder")]
-ModelsOpt = Annotated[Path, typer.Option(help="the train stage's output folder")]
+IndexOpt = Annotated[Path | None, typer.Option(help="the encode stage's output folder [default: PROJECT/data/index]")]
+ModelsOpt = Annotated[Path | None, typer.Option(help="the train stage's output folder [default: PROJECT/data/models]")]
+ProjectOpt = Annotated[Path | None, typer.Option(
+    envvar="VIDSIM_PROJECT", help="the vidsim project (its dvc.yaml and dvc.lock) [default: the current folder "
+    "or the nearest one above it with a dvc.yaml]")]
 UnverifiedOpt = Annotated[bool, typer.Option(
     help="load the index and models without checking them against dvc.lock (e.g. outside the project)")]
 
 
-def _load(index: Path, models: Path, unverified: bool = False):
+def find_project(start: Path) -> Path | None:
+    """The nearest folder from `start` upwards that holds a dvc.yaml, so that the CLI works from
+    any folder inside the project; None outside every project."""
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return None
+
+
+def _load(index: Path | None, models: Path | None, project: Path | None, unverified: bool = False):
+    """The library of the project given, or found from the current folder (its data/index and
+    data/models unless told otherwise), checked against that project's dvc.lock."""
     from vidsim.integrity import IntegrityError
     from vidsim.search import Library, NotBuilt
 
+    if project is not None and not (project / "dvc.yaml").is_file():
+        raise typer.BadParameter(f"{project} is not a vidsim project: it has no dvc.yaml", param_hint="--project")
+    root = project or find_project(Path.cwd())
+    if root is None and index is None and not Path("data/index").exists():
+        raise typer.BadParameter(f"no vidsim project in {Path.cwd()} or above it (no dvc.yaml): run inside the "
+                                 "project, or pass --project DIR (or --index and --models)", param_hint="--project")
+    root = root or Path(".")
+    index = index if index is not None else root / "data/index"
+    models = models if models is not None else root / "data/models"
     try:
-        return Library.open(index, models, unverified=unverified)
+        return Library.open(index, models, project=root, unverified=unverified)
     except NotBuilt as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
     except IntegrityError as exc:
@@ -54,8 +77,11 @@ def query(
     exclude_self: Annotated[bool, typer.Option(
         help="leave out the query clip itself and exact duplicates (same bytes)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    index: IndexOpt = Path("data/index"),
-    models: ModelsOpt = Path("data/models"),
+    original_format: Annotated[bool, typer.Option(
+        help="print hits as the original study did: trackN: clip, probability: ...")] = False,
+    index: IndexOpt = None,
+    models: ModelsOpt = None,
+    project: ProjectOpt = None,
     unverified: UnverifiedOpt = False,
 ) -> None:
     """Rank the library's clips by similarity to CLIP."""
@@ -74,7 +100,7 @@ def query(
             raise ValueError(f"{clip}: {'not a file' if clip.exists() else 'no such file'}")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    lib = _load(index, models, unverified)
+    lib = _load(index, models, project, unverified)
     try:
         if clip is None:
             result = lib.query_text(text, k)
@@ -97,16 +123,21 @@ def query(
                f"method: {result.method}{fusion}  "
                f"encoder: {lib.encoder_info.model}")
     for h in result.hits:
-        detail = (f"distance: {h.distance:.3f}" if h.distance is not None
-                  else ", ".join(f"{m}: {100 * p:.1f}" for m, p in h.scores.items()))
-        typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, {detail}")
+        if original_format:
+            detail = (f"distance: {h.distance:.3f}" if h.distance is not None
+                      else ", ".join(f"{m}: {100 * p:.1f}" for m, p in h.scores.items()))
+            typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, {detail}")
+            continue
+        detail = (f"distance {h.distance:.3f}" if h.distance is not None
+                  else "  ".join(f"{m.replace('_', '-')} {100 * p:.0f}%" for m, p in h.scores.items()))
+        typer.echo(f"{h.rank:>3}. {h.clip}  {100 * h.probability:.1f}% similar  ({detail})")
 
 
 @app.command()
-def status(index: IndexOpt = Path("data/index"), models: ModelsOpt = Path("data/models"),
+def status(index: IndexOpt = None, models: ModelsOpt = None, project: ProjectOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False, unverified: UnverifiedOpt = False) -> None:
     """Report the library: clips per modality, failed files, and the encoder in use."""
-    lib = _load(index, models, unverified)
+    lib = _load(index, models, project, unverified)
     table = lib.status()
     failed = table[table["status"] == "error"] if len(table) else table
     enc = lib.encoder_info
