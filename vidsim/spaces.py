@@ -189,10 +189,6 @@ class VectorSpace(_Nearest):
     def summaries(self) -> np.ndarray:
         return self.vectors
 
-    def subset(self, pos: np.ndarray) -> VectorSpace:
-        return VectorSpace(self.modality, self.rows[pos], np.asarray(self.vectors[pos], np.float32),
-                           self.mean, self.std)
-
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "vectors": self.vectors, "mean": self.mean, "std": self.std}
 
@@ -235,9 +231,6 @@ class LatentSpace(_Nearest):
 
     def summaries(self) -> np.ndarray:
         return self.latents
-
-    def subset(self, pos: np.ndarray) -> LatentSpace:
-        return LatentSpace(self.modality, self.rows[pos], np.asarray(self.latents[pos]))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "latents": self.latents}
@@ -316,8 +309,8 @@ class SegmentSpace(_Nearest):
     def block(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The seconds of the clips at these positions: (rows (R, D) float32, where each clip's begin
         (P,), 1 / each row's length or None). With `norms` the rows stay as stored and
-        `block_distances` centres, scales and normalises through the query instead (a third of
-        the cost of re-ranking a large space's candidates); else they are prepared here."""
+        `block_distances` centres, scales and normalises through the query instead (preparing 400
+        candidates' 1,600 seconds took ~0.9 ms at a million clips); else they are prepared here."""
         take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
         rows = _float32(self.seconds[take])
         if self.norms is None:
@@ -361,12 +354,6 @@ class SegmentSpace(_Nearest):
             sums = np.add.reduceat(prepared, self.offsets[a:b] - lo, axis=0)
             out[a:b] = _normalise_rows(sums)
         return out
-
-    def subset(self, pos: np.ndarray) -> SegmentSpace:
-        take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
-        offsets = np.append(local, len(take)).astype(np.int64)
-        return SegmentSpace(self.modality, self.rows[pos], offsets, np.asarray(self.seconds[take], np.float32),
-                            self.center, self.scale)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "offsets": self.offsets, "seconds": self.seconds,
