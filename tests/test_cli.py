@@ -18,13 +18,17 @@ def _message(stderr: str) -> str:
     return " ".join(w for w in stderr.split() if w.strip("│╭╮╰╯─"))
 
 
-def test_outside_a_project_the_cli_says_how_to_name_one(tmp_path):
-    out = subprocess.run([CLI, "status"], cwd=tmp_path, capture_output=True, text=True, check=False)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert f"no vidsim project in {tmp_path} or above it" in _message(out.stderr) and "--project" in out.stderr
-    out = subprocess.run([CLI, "status", "--project", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                         check=False)
-    assert out.returncode == 2 and "is not a vidsim project: it has no dvc.yaml" in _message(out.stderr)
+def test_outside_a_project_the_cli_says_how_to_name_one(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vidsim.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(app, ["status"])
+    assert out.exit_code == 2 and "Traceback" not in out.output
+    assert f"no vidsim project in {tmp_path} or above it" in _message(out.output) and "--project" in out.output
+    out = CliRunner().invoke(app, ["status", "--project", str(tmp_path)])
+    assert out.exit_code == 2 and "is not a vidsim project: it has no dvc.yaml" in _message(out.output)
 
 
 def test_the_project_is_found_from_a_folder_inside_it(tmp_path):
