@@ -205,3 +205,27 @@ def test_a_running_app_loads_the_rebuilt_library(tmp_path, monkeypatch):
     (models / "audio.safetensors").write_bytes(b"new model")
     assert common.load_library() is not second and len(opened) == 3
     common._load_library.clear()
+
+
+def test_latent_plot_tells_labels_apart_by_colour_and_shape_beside_the_axes():
+    """Audio-visual: a colour per audio label, a marker shape per visual label, the legend to the
+    right of the plot (it covered the x-axis title); too many labels to tell apart: one trace."""
+    import sys
+
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "streamlit_app"))
+    from components.latent import PALETTE, latent_figure
+
+    audio, visual = ["a", "b", "c"] * 4, ["v", "w"] * 6
+    points = pd.DataFrame({"clip": [f"{i}.mp4" for i in range(12)], "path": "", "audio_label": audio,
+                           "visual_label": visual, "z0": np.arange(12.0), "z1": np.arange(12.0) % 5})
+    fig, _ = latent_figure(points, "audio_visual")
+    style = {t.name: (t.marker.color, t.marker.symbol) for t in fig.data}
+    assert len(style) == 6 and len({c for c, _ in style.values()}) == 3 and len({s for _, s in style.values()}) == 2
+    assert style["a · v"][0] == style["a · w"][0] != style["b · v"][0]
+    assert style["a · v"][1] == style["b · v"][1] != style["a · w"][1]
+    assert fig.layout.legend.x > 1 and fig.layout.legend.title.text == "audio · visual"
+    many = pd.concat([points] * 3, ignore_index=True).assign(audio_label=[f"s{i}" for i in range(36)])
+    assert len(PALETTE) < 36 and len(latent_figure(many, "audio")[0].data) == 1

@@ -84,5 +84,8 @@ def test_upload_shows_side_by_side_results_and_latent_plot(server, project):
             # the plot holds the query star among the library points
             assert page.locator(".js-plotly-plot .legendtext", has_text="query").count() >= 1
             page.screenshot(path=str(OUTPUT / "search.png"), full_page=True)
+            plot = page.locator("[data-testid='stPlotlyChart']").first
+            plot.scroll_into_view_if_needed()
+            plot.screenshot(path=str(OUTPUT / "latent.png"))  # the first latent plot, legend included
         finally:
             browser.close()

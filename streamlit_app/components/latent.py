@@ -6,12 +6,15 @@ import html
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 from vidsim.modalities import RELEVANCE
 from vidsim.projection import project_2d
 
-MAX_GROUPS = 24  # more labels than this are not told apart by colour
+# distinct colours for the first label (red is left to the query's star), shapes for the second
+PALETTE = [c for c in plotly.colors.qualitative.Dark24 if c != "#FB0D0D"]
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "pentagon", "hexagon")
 
 
 def _text(value: str) -> str:
@@ -37,17 +40,24 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
     fig = go.Figure()
     # WebGL beyond a few thousand points keeps a 50,000-point sample responsive
     scatter = go.Scattergl if len(points) > 5000 else go.Scatter
-    groups = sorted(labels.unique()) if has_labels else [None]
-    if len(groups) > MAX_GROUPS:  # thousands of songs: one colour, the label in the hover text
-        groups = [None]
+    colour = points[keys[0]].astype(str).to_numpy()
+    shape = points[keys[1]].astype(str).to_numpy() if len(keys) > 1 else np.full(len(points), "")
+    colours, shapes = sorted(set(colour)), sorted(set(shape))
+    # thousands of songs cannot be told apart: one colour, the label in the hover text
+    grouped = has_labels and len(colours) <= len(PALETTE) and len(shapes) <= len(SYMBOLS)
+    groups = sorted(set(zip(colour, shape))) if grouped else [None]
     for group in groups:
-        mask = (labels == group).to_numpy() if group is not None else np.ones(len(points), bool)
+        mask = ((colour == group[0]) & (shape == group[1])) if group is not None else np.ones(len(points), bool)
+        marker = {"size": 9, "opacity": 0.8}
+        if group is not None:
+            marker.update(color=PALETTE[colours.index(group[0])], symbol=SYMBOLS[shapes.index(group[1])])
         fig.add_trace(scatter(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=_text(group) if group else "library",
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers",
+            name=_text(" · ".join(g for g in group if g)) if group is not None else "library",
             customdata=points.loc[mask, "clip"],
             text=(points.loc[mask, "clip"] + (" · " + labels[mask] if group is None and has_labels else "")).map(_text),
             hovertemplate="%{text}<extra></extra>",
-            marker={"size": 9, "opacity": 0.8},
+            marker=marker,
         ))
     if q:
         qx, qy = q[0][0]
@@ -65,7 +75,9 @@ def latent_figure(points: pd.DataFrame, modality: str, query: np.ndarray | None 
             hovertemplate="query: %{text}<extra></extra>",
             marker={"symbol": "star", "size": 18, "color": "crimson", "line": {"width": 1}},
         ))
+    title = " · ".join(k.replace("_label", "") for k in keys) if grouped else None
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      legend={"orientation": "h", "y": -0.15}, xaxis_title="dim 1",
-                      yaxis_title="dim 2", clickmode="event+select")
+                      legend={"x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top",  # beside the axes, not on them
+                              "title": {"text": title}},
+                      xaxis_title="dim 1", yaxis_title="dim 2", clickmode="event+select")
     return fig, caption
