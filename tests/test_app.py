@@ -229,3 +229,24 @@ def test_latent_plot_tells_labels_apart_by_colour_and_shape_beside_the_axes():
     assert fig.layout.legend.x > 1 and fig.layout.legend.title.text == "audio · visual"
     many = pd.concat([points] * 3, ignore_index=True).assign(audio_label=[f"s{i}" for i in range(36)])
     assert len(PALETTE) < 36 and len(latent_figure(many, "audio")[0].data) == 1
+
+
+def test_the_disagreement_line_names_each_search_once():
+    import sys
+
+    from vidsim.search import Hit, QueryResult
+
+    sys.path.insert(0, str(ROOT / "streamlit_app"))
+    from components.results import disagreement
+
+    def result(modality: str, clips: list[str]) -> QueryResult:
+        hits = [Hit(rank=i + 1, clip=c, path="", probability=0.5, distance=None, scores={})
+                for i, c in enumerate(clips)]
+        return QueryResult(modality, "vidsim", hits, lambda: None)
+
+    line = disagreement(result("audio", ["a.mp4", "b.mp4", "c.mp4"]),
+                        result("audio_visual", ["a.mp4", "d.mp4", "c.mp4"]))
+    assert line == ("Audio only and audio-visual share 2 of 3 hits (★). Only the audio search found b\\.mp4. "
+                    "Only the audio-visual search found d\\.mp4.")
+    assert disagreement(result("audio", ["a.mp4", "b.mp4"]), result("visual", ["b.mp4", "a.mp4"])) == \
+        "Audio only and visual only return the same 2 clips."

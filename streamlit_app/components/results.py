@@ -51,9 +51,9 @@ def disagreement(a: QueryResult, b: QueryResult) -> str:
     if len(both) == len(ca) == len(cb):
         return f"{ta} and {tb} return the same {len(ca)} clips."
     line = f"{ta} and {tb} share {len(both)} of {len(ca)} hits (★)."
-    for title, mine, other in ((ta.lower(), ca, cb), (tb, cb, ca)):
+    for result, mine, other in ((a, ca, cb), (b, cb, ca)):
         only = [plain(c) for c in mine if c not in other]
         if only:
             more = f" and {len(only) - 2} more" if len(only) > 2 else ""
-            line += f" Only in {title}: {', '.join(only[:2])}{more}."
+            line += f" Only the {result.modality.replace('_', '-')} search found {', '.join(only[:2])}{more}."
     return line

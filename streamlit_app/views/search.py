@@ -77,12 +77,14 @@ else:
 
 if lib.has_text:
     text = st.text_input("Text query", key="text", placeholder="e.g. a night sky over mountains",
-                         help="Matched against every sampled frame with the encoder's text tower.").strip()
+                         help="Compared with every clip's frames (one a second) by the CLIP model that "
+                              "embedded them.").strip()
 else:
     text = st.text_input("Text query", key="text", disabled=True,
                          placeholder="not available with this library's image-only encoder",
-                         help=f"Text queries need a CLIP text tower; this library was built with {enc.model} "
-                              "(image-only weights). Build it with CLIP weights to search by text.")
+                         help=f"Searching by text needs a CLIP model, which embeds text and images alike; this "
+                              f"library was built with {enc.model}, which embeds images only. Index it with CLIP "
+                              "weights (`featurize.encoder` in params.yaml) to search by text.")
 
 query = st.session_state.get("query")
 results: dict = {}
