@@ -83,7 +83,7 @@ else:
     text = st.text_input("Text query", key="text", disabled=True,
                          placeholder="not available with this library's image-only encoder",
                          help=f"Searching by text needs a CLIP model, which embeds text and images alike; this "
-                              f"library was built with {enc.model}, which embeds images only. Index it with CLIP "
+                              f"library was built with {enc.model}, an image-only encoder. Index it with CLIP "
                               "weights (`featurize.encoder` in params.yaml) to search by text.")
 
 query = st.session_state.get("query")
