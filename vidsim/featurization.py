@@ -30,7 +30,8 @@ from vidsim.progress import progress
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
-FEATURES_VERSION = 5  # bump when what a cached file holds changes (5: one BLAS thread, fixed zip stamps)
+FEATURES_VERSION = 6  # bump when what a cached file holds changes (5: one BLAS thread, fixed zip stamps;
+# 6: int8 encoder weights in 7 bits)
 
 
 def fingerprint(encoder: Encoder, audio_cfg: AudioConfig, extract_cfg: ExtractConfig) -> str:
