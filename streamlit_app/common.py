@@ -83,9 +83,10 @@ def plain(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
 
 
-def show_video(source: str | bytes, where=st) -> None:
-    """A player for an upload's bytes or a library file; a note instead when the file has gone or
-    is not a media file inside the indexed library folder (only those are served)."""
+def show_video(source: str | bytes, where=st, start: float = 0.0) -> None:
+    """A player for an upload's bytes or a library file (from `start` seconds: a hit's matched
+    span); a note instead when the file has gone or is not a media file inside the indexed library
+    folder (only those are served)."""
     if isinstance(source, str):
         if not Path(source).is_file():
             where.caption(f"(the file {plain(Path(source).name)} is no longer where it was indexed)")
@@ -95,4 +96,4 @@ def show_video(source: str | bytes, where=st) -> None:
             where.caption(f"(not shown: {plain(Path(source).name)} is not a video inside the library folder)")
             return
         source = str(path)
-    where.video(source)
+    where.video(source, start_time=int(start))

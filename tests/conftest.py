@@ -43,7 +43,8 @@ def tone() -> tuple[np.ndarray, int]:
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Path:
     """A DVC project with the repository's pipeline, small params, and a user library `mylib`
-    (the generated demo clips plus a broken file and a clip without sound)."""
+    (the generated demo clips, one longer video and a re-upload of its end, plus a broken file and
+    a clip without sound); two excerpts of the video and two distractors as excerpt queries."""
     proj = tmp_path_factory.mktemp("proj")
     shutil.copy(ROOT / "dvc.yaml", proj)
     # the stages' code deps; the stages themselves run the installed vidsim, the same code
@@ -51,8 +52,11 @@ def project(tmp_path_factory) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sources"]["generated"] = True
     params["demo"].update(tracks=2, themes=["nature", "abstract"], clips_per_pair=3,
-                          clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0)
-    params["library"] = {"dir": "mylib", "labels": "labels.csv", "queries": "data/demo/queries"}
+                          clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0,
+                          videos=1, outside_videos=1, video_seconds=[18.0, 22.0], photo_seconds=6.0,
+                          excerpts_per_video=2, excerpt_seconds=[5.0, 8.0], reuploads=1, reupload_seconds=6.0)
+    params["library"] = {"dir": "mylib", "labels": "labels.csv", "queries": "data/demo/queries",
+                         "excerpts": "data/demo/excerpts"}
     params["train"].update(epochs=300)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "init", "--no-scm", "-q"], proj)

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from vidsim import ann, methods, synthetic
+from vidsim import ann, fusedindex, methods, synthetic
 from vidsim import index as index_module
 from vidsim.config import IndexConfig
 from vidsim.index import Index
 from vidsim.search import Library
 from vidsim.spaces import COMPACT, LatentSpace, add_index
 
-WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, seed=3)
+WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
 LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
 EXACT = IndexConfig(calibration_sample=200)
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
@@ -37,7 +37,8 @@ def queries():
 def _library(feats, cfg: IndexConfig, out) -> Library:
     spaces = methods.build_spaces(feats, {}, index=cfg)
     cals = methods.calibrate(spaces, feats.clips, 5, (2, 0.5), sample=cfg.calibration_sample)
-    Index(feats.clips[KEEP], spaces, cals, {**MANIFEST, "index": cfg.__dict__}).save(out)
+    Index(feats.clips[KEEP], spaces, cals, {**MANIFEST, "index": cfg.__dict__},
+          methods.build_fused(spaces, cfg)).save(out)
     return Library.load(out, out)
 
 
@@ -116,9 +117,13 @@ def test_a_large_latent_space_is_indexed_too():
 
 
 def test_a_large_library_ranks_like_a_full_scan(libraries, queries):
+    """Every space finds the clips a full scan finds. Late fusion's candidates come from one
+    index over both modalities (so its query expansion picks its hits among them): it finds as many
+    clips of the query's song and look as the scan, some of them others of the ~30 the scan finds."""
     exact, large = libraries
     assert large.index.spaces["vidsim.audio"].ann is not None
-    agree = {}
+    clips = exact.index.clips
+    agree, relevant = {}, {"exact": [], "large": []}
     for method in ("vidsim", "raw"):
         for modality in large.modalities_of(method):
             same = []
@@ -129,8 +134,57 @@ def test_a_large_library_ranks_like_a_full_scan(libraries, queries):
                 same.append(len({h.clip for h in a} & {h.clip for h in b}) / 5)
                 if a[0].clip == b[0].clip:
                     assert b[0].probability == pytest.approx(a[0].probability, abs=0.02)
+                if f"{method}.{modality}" == "vidsim.audio_visual":
+                    want = queries.clips.iloc[i][["audio_label", "visual_label"]].tolist()
+                    for name, hits in (("exact", a), ("large", b)):
+                        rows = clips.set_index("clip").loc[[h.clip for h in hits], ["audio_label", "visual_label"]]
+                        relevant[name].append((rows == want).all(axis=1).mean())
             agree[f"{method}.{modality}"] = np.mean(same)
+    assert agree.pop("vidsim.audio_visual") >= 0.9
     assert min(agree.values()) >= 0.95, agree
+    assert np.mean(relevant["large"]) >= np.mean(relevant["exact"]) - 0.01 > 0.5, relevant
+
+
+def test_late_fusion_takes_its_candidates_from_one_index_weighted_per_query(libraries, queries):
+    """A large library's audio-visual search asks one FAISS index over both modalities' summaries,
+    whose inner product with the query is the weighted sum of the two cosines (each weight times
+    its calibration's slope): the ranking `test_a_large_library_ranks_like_a_full_scan` checks."""
+    exact, large = libraries
+    assert not exact.index.fused
+    fused = large.index.fused["vidsim"]
+    entry = json.loads((large.index_dir / "manifest.json").read_text())["fused"]["vidsim"]
+    assert entry["faiss"] == "vidsim.fused.faiss" and fused.modalities == ("audio", "visual")
+    assert fused.dims == (synthetic.AUDIO_DIM, WORLD.visual_dim) and fused.ann.size == len(fused.rows) == 600
+    assert fused.ann.candidates == LARGE.fused_candidates
+    spaces, cals = large.index.spaces, large.index.calibrations
+    feats = queries.clip(0)
+    s = {m: spaces[f"vidsim.{m}"].summary(spaces[f"vidsim.{m}"].query(feats)) for m in fused.modalities}
+    v = fused.vector(s, {"audio": 0.4, "visual": 0.6}, {m: cals[f"vidsim.{m}"] for m in fused.modalities})
+    clip = [spaces[f"vidsim.{m}"].summaries()[5].astype(np.float32) for m in fused.modalities]
+    want = sum(w * fusedindex.slope(cals[f"vidsim.{m}"]) * float(s[m] @ c)
+               for m, w, c in zip(fused.modalities, (0.4, 0.6), clip))
+    assert float(v @ np.concatenate(clip)) == pytest.approx(want, rel=1e-5)
+    assert fusedindex.slope(cals["vidsim.audio"]) == -cals["vidsim.audio"].b > 0
+    audio_only = fused.vector(s, {"audio": 1.0, "visual": 0.0}, {m: cals[f"vidsim.{m}"] for m in fused.modalities})
+    assert not audio_only[synthetic.AUDIO_DIM:].any()
+
+
+def test_every_hit_says_where_it_matches_and_evaluation_skips_that(libraries, feats):
+    """A library clip as the query matches itself second for second (the same footage); other
+    clips of its song and look match less well. Ranking for evaluation (every clip) computes no
+    spans."""
+    for lib in libraries:
+        for modality in ("audio", "visual", "audio_visual"):
+            hits = lib.query_features(feats.clip(7), modality, k=4).hits
+            first = hits[0]
+            assert first.clip == feats.clips["clip"].iloc[7] and first.same_footage
+            assert (first.match.query_start, first.match.seconds) == (0.0, 3.0)
+            assert first.match.clip_start == pytest.approx(0.0, abs=1e-3)
+            assert all(h.match is not None and h.match.score < first.match.score - 0.01 for h in hits[1:]), modality
+            assert first.to_dict()["match"] == {"query_start": 0.0, "clip_start": 0.0, "seconds": 3.0,
+                                                "score": round(first.match.score, 3), "coverage": 1.0,
+                                                "similarity": 1.0}
+        assert all(h.match is None for h in lib.rank_all(feats.clip(7), "audio_visual", depth=20).hits)
 
 
 def test_more_like_this_and_exclusions_work_on_a_large_library(libraries):

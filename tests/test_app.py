@@ -64,6 +64,25 @@ def test_query_by_library_clip_gives_k_results_per_modality(app_in, project, bui
 
 
 @pytest.mark.slow
+def test_each_hit_says_where_it_matches_and_plays_from_there(app_in, project, built):
+    """A re-upload of a video's last seconds as the query: the video is the same footage, matched
+    at its end, and its player starts there."""
+    reupload = next((project / "mylib").glob("reupload-*.mp4")).name
+    video = reupload.replace("reupload-", "video-")
+    at = app_in(project)
+    at.radio(key="source").set_value("Pick a library clip").run()
+    at.selectbox(key="library_clip").set_value(reupload).run()
+    assert not at.exception
+    escaped = video.replace("-", "\\-").replace(".", "\\.")
+    rank = next(int(h[2]) for h in _hits(at) if escaped in h and h.startswith("**"))
+    spans = [c.value for c in at.caption if "of the query at" in c.value]
+    assert any(c.startswith("**same footage** · matches 0:00-0:06 of the query at 0:1") for c in spans), spans
+    assert any(set(c.value.strip("`")) == {"─", "█"} and c.value.endswith("█`") for c in at.caption)
+    play = [t for t in at.toggle if t.key == f"audio_visual-play-{rank}"][0]
+    assert play.label == "▶ play from the match"
+
+
+@pytest.mark.slow
 def test_bad_upload_shows_an_error_and_the_app_keeps_working(app_in, project, built):
     at = app_in(project)
     at.file_uploader(key="upload").set_value(("evil [x](y).mp4", b"definitely not a video", "video/mp4")).run()

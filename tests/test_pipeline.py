@@ -19,7 +19,7 @@ def test_status_lists_failures_and_missing_streams(project, built):
     assert "not a readable video" in status.loc["broken.mp4", "reason"]
     assert status.loc["silent.mp4", "status"] == "ok"
     assert status.loc["silent.mp4", "reason"] == "no audio stream: indexed for visual only"
-    assert "extract: 13 new, 0 cached, 1 failed" in built
+    assert "extract: 15 new, 0 cached, 1 failed" in built
 
 
 def test_held_out_metrics_per_method_side_by_side(project, built):
@@ -65,11 +65,11 @@ def test_query_returns_the_clip_itself_first(project, built):
 
 def test_cli_status(project, built, tmp_path):
     out = _run(["vidsim", "status"], project)
-    assert "clips indexed: 13" in out and "efficientnet-lite0" in out
+    assert "clips indexed: 15" in out and "efficientnet-lite0" in out
     assert "broken.mp4: not a readable video" in out
     # from a folder inside the project, and from anywhere with --project
-    assert "clips indexed: 13" in _run(["vidsim", "status"], project / "mylib")
-    assert "clips indexed: 13" in _run(["vidsim", "status", "--project", str(project)], tmp_path)
+    assert "clips indexed: 15" in _run(["vidsim", "status"], project / "mylib")
+    assert "clips indexed: 15" in _run(["vidsim", "status", "--project", str(project)], tmp_path)
 
 
 def test_repro_twice_does_nothing_and_one_new_clip_is_featurized_alone(project, built):
@@ -77,7 +77,38 @@ def test_repro_twice_does_nothing_and_one_new_clip_is_featurized_alone(project, 
     assert "Running stage" not in again
     shutil.copy(next((project / "data/demo/queries").glob("*.mp4")), project / "mylib/new.mp4")
     out = _run(["dvc", "repro"], project)
-    assert "extract: 1 new, 13 cached, 1 failed" in out
-    assert "featurize: 1 new, 13 cached, 0 failed" in out
+    assert "extract: 1 new, 15 cached, 1 failed" in out
+    assert "featurize: 1 new, 15 cached, 0 failed" in out
     status = pd.read_csv(project / "data/index/status.csv", keep_default_na=False)
     assert "new.mp4" in set(status["clip"])
+
+
+def test_excerpts_are_found_with_where_they_match(project, built):
+    """An excerpt of the library's video (re-encoded) finds the video first, at the second it was
+    cut from; the CLI's JSON carries the span on every hit, and the text names it."""
+    labels = pd.read_csv(project / "data/demo/excerpts/labels.csv", keep_default_na=False)
+    true = labels[labels["source"] != ""].iloc[0]
+    out = _run(["vidsim", "query", f"data/demo/excerpts/{true['file']}", "-k", "3", "--json"], project)
+    hits = json.loads(out[out.index("{"):])["hits"]
+    assert hits[0]["clip"] == true["source"]
+    assert all(set(h["match"]) >= {"query_start", "clip_start", "seconds"} for h in hits)
+    m = hits[0]["match"]
+    assert abs(m["clip_start"] - m["query_start"] - true["source_start"]) <= 1.0
+    assert m["seconds"] >= 0.6 * true["seconds"] and hits[0]["same_footage"]
+    text = _run(["vidsim", "query", f"data/demo/excerpts/{true['file']}", "-k", "1"], project)
+    assert f"  1. {true['source']}  " in text and "of the query at 0:0" in text and "[same footage]" in text
+    metrics = json.loads((project / "metrics/excerpts.json").read_text())
+    av = metrics["vidsim"]["audio_visual"]
+    assert (av["excerpts"], av["distractors"]) == (2, 2)
+    assert av["recall@1"] == 1.0 and av["median_offset_error_s"] <= 1.0 and av["auc"] == 1.0
+    assert set(metrics) == {"vidsim", "original", "raw", "separating_thresholds"}
+
+
+def test_duplicates_lists_the_re_upload_of_a_video(project, built):
+    video = next((project / "mylib").glob("video-*.mp4")).name
+    reupload = "reupload-" + video.removeprefix("video-")
+    out = _run(["vidsim", "duplicates", "--json"], project)
+    pairs = json.loads(out[out.index("["):])
+    assert [sorted((p["clip"], p["duplicate"])) for p in pairs] == [sorted((video, reupload))]
+    text = _run(["vidsim", "duplicates"], project)
+    assert "1 near-duplicate pair " in text and f"{video}" in text and f"{reupload}" in text

@@ -133,6 +133,33 @@ def test_segment_space_finds_the_clip_a_query_excerpt_comes_from():
     assert np.all(d[:2] > 0.3)
 
 
+def test_a_long_clip_is_matched_within_one_stretch_as_long_as_the_query():
+    """Each second of the query has a close match somewhere in a long video of other material,
+    but never all of them within one query-long stretch: the short clip the query shares its
+    seconds with stays first, and the long video's score is its best stretch's (scan and re-ranking
+    of candidates agree)."""
+    rng = np.random.default_rng(6)
+    query = _unit(rng.normal(size=(4, 16)))
+    near = _unit(query + 0.5 * _unit(rng.normal(size=(4, 16))))  # every second fairly close
+    scattered = _unit(rng.normal(size=(60, 16)))
+    scattered[[3, 20, 37, 55]] = _unit(query + 0.2 * _unit(rng.normal(size=(4, 16))))  # closer, far apart
+    clips = [near, scattered]
+    offsets = np.cumsum([0] + [len(c) for c in clips])
+    space = SegmentSpace.build("visual", np.arange(2), offsets, np.concatenate(clips), standardise=False,
+                               centre=False)
+    d = space.distances(query)
+    assert d[0] < d[1]
+    sims = query @ scattered.T
+    best_stretch = max(sims[:, j:j + 4].max(axis=1).mean() for j in range(57))
+    assert d[1] == pytest.approx(1 - best_stretch, abs=1e-5)
+    assert 1 - sims.max(axis=1).mean() < d[0]  # matched whole, the long clip would have won
+    np.testing.assert_allclose(space.block_distances([query], space.block(np.arange(2)))[0], d, atol=1e-6)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
 def test_fusion_is_the_product_at_equal_weights_and_follows_the_weights():
     pa, pv = np.array([0.9, 0.5, 0.1]), np.array([0.2, 0.5, 0.95])
     np.testing.assert_allclose(methods.fuse({"audio": pa, "visual": pv}, {"audio": 0.5, "visual": 0.5}), pa * pv)

@@ -1,4 +1,4 @@
-"""`vidsim` command line: query the library with a clip, or report its status."""
+"""`vidsim` command line: query the library with a clip, list its near duplicates, or report its status."""
 
 from __future__ import annotations
 
@@ -131,6 +131,37 @@ def query(
         detail = (f"distance {h.distance:.3f}" if h.distance is not None
                   else "  ".join(f"{m.replace('_', '-')} {100 * p:.0f}%" for m, p in h.scores.items()))
         typer.echo(f"{h.rank:>3}. {h.clip}  {100 * h.probability:.1f}% similar  ({detail})")
+        if h.match is not None and h.match.seconds > 0:
+            typer.echo(f"     {h.match.describe()}" + ("  [same footage]" if h.same_footage else ""))
+
+
+@app.command()
+def duplicates(
+    modality: Annotated[str, typer.Option(help="|".join(MODALITIES))] = "audio_visual",
+    k: Annotated[int, typer.Option("-k", help="hits of each clip checked")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    index: IndexOpt = None,
+    models: ModelsOpt = None,
+    project: ProjectOpt = None,
+    unverified: UnverifiedOpt = False,
+) -> None:
+    """List the library's near duplicates: pairs of clips that share footage (a re-upload, a cut)."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        check_modality(modality)
+        if k < 1:
+            raise ValueError(f"-k must be at least 1, got {k}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    lib = _load(index, models, project, unverified)
+    pairs = lib.duplicates(modality, k)
+    if as_json:
+        typer.echo(json.dumps([{"clip": a, "duplicate": b, "match": m.to_dict()} for a, b, m in pairs], indent=2))
+        return
+    scope = "in sound and picture" if modality == "audio_visual" else f"in {modality}"
+    typer.echo(f"{len(pairs)} near-duplicate pair{'s' * (len(pairs) != 1)} (the same footage {scope})")
+    for a, b, m in pairs:
+        typer.echo(f"  {a}  ~  {b}  ({m.describe().replace('the query', a)}, score {m.score:.2f})")
 
 
 @app.command()

@@ -83,6 +83,10 @@ class SearchConfig:
     max_query_s: float = 600.0  # longer query clips are refused
     max_query_gpix: float = 20.0  # decoding budget of one query (gigapixels; 720p30 for 600 s is 17)
     query_timeout_s: float = 60.0  # wall clock of each ffmpeg child of a query
+    # a hit is the same footage (a near duplicate) when its matched span covers most of the shorter
+    # video with at least this aligned similarity (vidsim.excerpts), per modality
+    same_footage: dict = dataclasses.field(
+        default_factory=lambda: {"audio": 0.45, "visual": 0.45, "audio_visual": 0.3})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +98,7 @@ class IndexConfig:
     factory: str = "auto"  # FAISS index_factory string above exact_max; auto: IVF<~4 sqrt N>,SQ8
     nprobe: int = 64  # IVF lists visited per query (HNSW: efSearch)
     candidates: int = 400  # clips per query re-ranked with exact distances
+    fused_candidates: int = 150  # late fusion: clips its FusedIndex proposes, scored in every modality
     train_sample: int = 160000  # vectors the FAISS quantiser is trained on (FAISS asks 39 per list)
     calibration_sample: int = 5000  # larger spaces: each calibration query meets its nearest + this many
 

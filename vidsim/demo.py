@@ -61,7 +61,20 @@ class DemoConfig:
     height: int = 270
     fps: int = 15
     start_s: float = 15.0  # skip intros
+    # Excerpt search: longer "music videos", excerpts of them as queries, near duplicates
+    videos: int = 4  # library videos, each on a track of its own and a theme's photos in turn
+    video_seconds: tuple[float, float] = (90.0, 180.0)  # their lengths are drawn in this range
+    photo_seconds: float = 12.0  # a video's pan over one photo
+    outside_videos: int = 2  # videos kept out of the library: their excerpts are the distractors
+    excerpts_per_video: int = 5  # excerpt queries cut from each video (library and outside)
+    excerpt_seconds: tuple[float, float] = (8.0, 20.0)
+    reuploads: int = 2  # library clips that are a re-encoded cut of a library video's end
+    reupload_seconds: float = 20.0
     seed: int = 0
+
+
+# How each excerpt query is re-encoded, in turn: what a phone recording or a re-upload changes
+TRANSFORMS: tuple[str, ...] = ("resolution", "bitrate", "brightness", "volume")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,6 +266,56 @@ def plan(sources: Path, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(lib), pd.DataFrame(queries)
 
 
+def plan_videos(sources: Path, cfg: DemoConfig, used: set[Path], lib_photos: dict[str, list[Path]],
+                outside_photos: dict[str, list[Path]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Decide the longer videos, the library's re-uploads and the excerpt queries.
+
+    Every video has a track no other clip uses; library videos show library photos, outside
+    videos (never indexed: their excerpts are the distractors) the held-out query photos. A
+    re-upload is the last `reupload_seconds` of a library video; excerpts are cut before that, so
+    each true excerpt has one source.
+
+    Returns (videos, with an `in_library` column; re-uploads; excerpts); deterministic."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    n = cfg.videos + cfg.outside_videos
+    if n == 0:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    lengths = np.round(rng.uniform(*cfg.video_seconds, n))
+    music = sorted(p for folder in sorted((sources / "music").iterdir()) if folder.is_dir()
+                   for p in folder.iterdir() if p.suffix.lower() in MUSIC_EXTENSIONS and p not in used)
+    free = [p for p in music if media.probe(p).duration >= cfg.start_s + max(lengths)]
+    if len(free) < n:
+        raise RuntimeError(f"{sources / 'music'} has {len(free)} unused tracks of at least "
+                           f"{cfg.start_s + max(lengths):.0f} s, need {n} for the demo's videos")
+    tracks = [free[i] for i in np.linspace(0, len(free) - 1, n).round().astype(int)]
+    videos, reuploads, excerpts = [], [], []
+    for v, (track, seconds) in enumerate(zip(tracks, lengths)):
+        inside = v < cfg.videos
+        theme = cfg.themes[v % len(cfg.themes)]
+        pool = (lib_photos if inside else outside_photos)[theme]
+        count = max(1, int(np.ceil(seconds / cfg.photo_seconds)))
+        order = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-count // len(pool)))])[:count]
+        label = _slug(track.stem)
+        name = f"video-{label}.mp4" if inside else f"outside-{label}.mp4"
+        videos.append({"file": name, "audio_label": label, "visual_label": theme, "source_audio": track.name,
+                       "offset_s": cfg.start_s, "seconds": float(seconds), "in_library": inside,
+                       "photos": ";".join(pool[i].name for i in order),
+                       "_track": track, "_photos": [pool[i] for i in order]})
+        cut = seconds - (cfg.reupload_seconds if inside and v < cfg.reuploads else 0.0)
+        if inside and v < cfg.reuploads:
+            reuploads.append({"file": f"reupload-{label}.mp4", "audio_label": label, "visual_label": theme,
+                              "source": name, "source_start": float(cut), "seconds": cfg.reupload_seconds})
+        for _ in range(cfg.excerpts_per_video):
+            length = float(np.round(rng.uniform(*cfg.excerpt_seconds), 1))
+            start = float(np.round(rng.uniform(0.0, max(cut - length, 0.0)), 1))
+            excerpts.append({"source": name if inside else "", "video": name, "source_start": start,
+                             "seconds": min(length, cut), "audio_label": label, "visual_label": theme})
+    excerpts = pd.DataFrame(excerpts).sample(frac=1.0, random_state=cfg.seed).reset_index(drop=True)
+    excerpts.insert(0, "file", [f"excerpt-{i + 1:02d}.mp4" for i in range(len(excerpts))])
+    excerpts["transform"] = [TRANSFORMS[i % len(TRANSFORMS)] for i in range(len(excerpts))]
+    return pd.DataFrame(videos), pd.DataFrame(reuploads), excerpts
+
+
 def _clip_row(name, track, audio_label, theme, offset, photos, rng) -> dict:
     n_photos = int(rng.integers(1, min(3, len(photos)) + 1))
     chosen = rng.choice(len(photos), size=n_photos, replace=False)
@@ -267,14 +330,18 @@ def _slug(text: str) -> str:
 
 
 def render_clip(row: dict, out: Path, cfg: DemoConfig, timeout: float = 300.0) -> None:
-    """Encode one H.264/AAC MP4: a pan across each photo in turn under the music excerpt."""
-    dur = cfg.clip_seconds
+    """Encode one H.264/AAC MP4: a pan across each photo in turn under the music excerpt (of
+    `cfg.clip_seconds`, or the row's own `seconds`)."""
+    dur = float(row.get("seconds", cfg.clip_seconds))
     seg = dur / len(row["_photos"])
     w, h = cfg.width, cfg.height
     segments = []
-    for photo in row["_photos"]:
+    for i, photo in enumerate(row["_photos"]):
+        # ffmpeg-python merges equal inputs into one node: a photo shown again (a longer video) gets
+        # an input of its own through an option that changes nothing in the picture
+        again = {"thread_queue_size": 64 + i} if photo in row["_photos"][:i] else {}
         v = (ffmpeg.input("file:" + str(photo.resolve()), f="image2", pattern_type="none",
-                          loop=1, t=f"{seg:.3f}", framerate=cfg.fps)
+                          loop=1, t=f"{seg:.3f}", framerate=cfg.fps, **again)
              .filter("scale", int(w * 1.3), int(h * 1.3), force_original_aspect_ratio="increase")
              .filter("crop", w, h, x=f"(in_w-{w})*t/{seg:.3f}", y=f"(in_h-{h})/2")
              .filter("setsar", 1)
@@ -284,18 +351,47 @@ def render_clip(row: dict, out: Path, cfg: DemoConfig, timeout: float = 300.0) -
     audio = (ffmpeg.input("file:" + str(row["_track"].resolve()), ss=f"{row['offset_s']:.3f}",
                           t=f"{dur:.3f}")
              .filter("afade", t="in", d=0.5).filter("afade", t="out", st=dur - 0.5, d=0.5))
+    _encode(video, audio, out, cfg.fps, dur, timeout)
+
+
+def _encode(video, audio, out: Path, fps: int, seconds: float, timeout: float, crf: int = 28,
+            audio_bitrate: str = "96k") -> None:
     with atomic_path(out) as tmp:
         stream = ffmpeg.output(
-            video, audio, "file:" + str(tmp), f="mp4", vcodec="libx264", preset="veryfast", crf=28,
-            r=cfg.fps, acodec="aac", audio_bitrate="96k", ac=2, ar=44100, t=f"{dur:.3f}",
+            video, audio, "file:" + str(tmp), f="mp4", vcodec="libx264", preset="veryfast", crf=crf,
+            r=fps, acodec="aac", audio_bitrate=audio_bitrate, ac=2, ar=44100, t=f"{seconds:.3f}",
             movflags="+faststart", map_metadata=-1, fflags="+bitexact", flags="+bitexact",
             threads=1,  # one encoder thread; x264 output still differs between runs for a few clips
         ).overwrite_output()
         media.run_graph(stream, timeout, out)
 
 
-def build_library(sources: Path, library_dir: Path, queries_dir: Path, cfg: DemoConfig) -> pd.DataFrame:
-    """Render the library and query clips and write their labels.csv files."""
+def cut(video: Path, out: Path, start: float, seconds: float, transform: str, cfg: DemoConfig,
+        timeout: float = 300.0) -> None:
+    """Re-encode `seconds` of a video from `start`, changed the way `transform` says: another
+    resolution (two thirds), a low bitrate, brighter and more contrasted, or quieter."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}")
+    source = ffmpeg.input("file:" + str(video.resolve()), ss=f"{start:.3f}", t=f"{seconds:.3f}")
+    v, a = source.video, source.audio
+    crf, bitrate = 28, "96k"
+    if transform == "resolution":
+        v = v.filter("scale", 2 * round(cfg.width / 3), 2 * round(cfg.height / 3))
+    elif transform == "bitrate":
+        crf, bitrate = 40, "32k"
+    elif transform == "brightness":
+        v = v.filter("eq", brightness=0.12, contrast=1.15)
+    else:
+        a = a.filter("volume", 0.4)
+    _encode(v, a, out, cfg.fps, seconds, timeout, crf, bitrate)
+
+
+def build_library(sources: Path, library_dir: Path, queries_dir: Path, cfg: DemoConfig,
+                  excerpts_dir: Path | None = None) -> pd.DataFrame:
+    """Render the library and query clips and write their labels.csv files; with `excerpts_dir`,
+    also the longer videos (into the library), their re-uploads and the excerpt queries, whose
+    labels.csv says each one's source video (empty for a distractor), where in it it starts, and
+    how it was re-encoded."""
     lib, queries = plan(sources, cfg)
     for folder, table in ((library_dir, lib), (queries_dir, queries)):
         if folder.exists():
@@ -303,6 +399,39 @@ def build_library(sources: Path, library_dir: Path, queries_dir: Path, cfg: Demo
         folder.mkdir(parents=True)
         for row in progress(table.to_dict("records"), desc=f"render {folder.name}", unit="clip"):
             render_clip(row, folder / row["file"], cfg)
+    if excerpts_dir is not None:
+        lib = pd.concat([lib, *_build_excerpts(sources, library_dir, excerpts_dir, cfg, lib, queries)],
+                        ignore_index=True)
+    for folder, table in ((library_dir, lib), (queries_dir, queries)):
         with atomic_path(folder / "labels.csv") as tmp:
-            table.drop(columns=["_track", "_photos"]).to_csv(tmp, index=False)
+            table.drop(columns=["_track", "_photos", "in_library"], errors="ignore").to_csv(tmp, index=False)
     return lib
+
+
+def _build_excerpts(sources: Path, library_dir: Path, excerpts_dir: Path, cfg: DemoConfig, lib: pd.DataFrame,
+                    queries: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Render the videos, cut the re-uploads and excerpts; returns the library's new rows."""
+    photos: dict[str, dict[str, list[Path]]] = {"lib": {}, "query": {}}
+    for key, table in (("lib", lib), ("query", queries)):
+        for theme in cfg.themes:
+            chosen = {p for row in table[table["visual_label"] == theme]["_photos"] for p in row}
+            photos[key][theme] = sorted(chosen)
+    used = set(lib["_track"]) | set(queries["_track"])
+    videos, reuploads, excerpts = plan_videos(sources, cfg, used, photos["lib"], photos["query"])
+    if excerpts_dir.exists():
+        shutil.rmtree(excerpts_dir)
+    excerpts_dir.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="vidsim-demo-") as tmp:
+        where = {}
+        for row in progress(videos.to_dict("records"), desc="render videos", unit="video"):
+            where[row["file"]] = (library_dir if row["in_library"] else Path(tmp)) / row["file"]
+            render_clip(row, where[row["file"]], cfg)
+        for row in reuploads.to_dict("records"):
+            cut(where[row["source"]], library_dir / row["file"], row["source_start"], row["seconds"],
+                "resolution", cfg)
+        for row in progress(excerpts.to_dict("records"), desc="cut excerpts", unit="excerpt"):
+            cut(where[row["video"]], excerpts_dir / row["file"], row["source_start"], row["seconds"],
+                row["transform"], cfg)
+    with atomic_path(excerpts_dir / "labels.csv") as tmp:
+        excerpts.drop(columns=["video"]).to_csv(tmp, index=False)
+    return videos[videos["in_library"]], reuploads

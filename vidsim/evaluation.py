@@ -142,6 +142,77 @@ def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps:
     return pd.DataFrame(rows)
 
 
+def excerpt_search(lib: Library, excerpts: Features, labels: pd.DataFrame, k: int = 5
+                   ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
+    """Excerpt queries against the library, per method and modality: which clip each comes from
+    (source Recall@1/@5 over the excerpts of library clips), where in it (the top hit's matched
+    offset against the true one, when the top hit is the source), and how well the top hit's
+    match score tells true excerpts from distractors (ROC AUC; the same-footage flag's hit and
+    false-alarm rates at the library's thresholds).
+
+    Args:
+        labels: the excerpt folder's labels.csv: file, source (a library clip; empty for a
+            distractor), source_start (seconds into the source where the excerpt begins).
+
+    Returns (metrics, the match-score threshold per modality that best separates true excerpts
+    from distractors: the midpoint of the widest gap, for `search.same_footage`)."""
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    table = labels.set_index("file")
+    known = [(i, table.loc[clip]) for i, clip in enumerate(excerpts.clips["clip"]) if clip in table.index]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    thresholds: dict[str, float] = {}
+    for method in lib.methods:
+        for modality in lib.modalities_of(method):
+            found1, found5, errors, scores, truth, flagged = [], [], [], [], [], []
+            for i, row in known:
+                try:
+                    hits = lib.query_features(excerpts.clip(i), modality, k=k, method=method).hits
+                except ValueError:
+                    continue
+                source = str(row.get("source", "") or "")
+                top = hits[0] if hits else None
+                scores.append(top.match.score if top is not None and top.match is not None else 0.0)
+                truth.append(bool(source))
+                flagged.append(bool(top is not None and top.same_footage))
+                if not source:
+                    continue
+                found1.append(top is not None and top.clip == source)
+                found5.append(any(h.clip == source for h in hits))
+                if found1[-1] and top.match is not None:
+                    offset = top.match.clip_start - top.match.query_start
+                    errors.append(abs(offset - float(row["source_start"])))
+            if not found1:
+                continue
+            truth_a, scores_a, flagged_a = np.array(truth), np.array(scores), np.array(flagged)
+            metrics = {"recall@1": np.mean(found1), "recall@5": np.mean(found5),
+                       "median_offset_error_s": np.median(errors) if errors else np.nan,
+                       "within_2s": np.mean(np.array(errors) <= 2.0) if errors else 0.0,
+                       "same_footage_rate": flagged_a[truth_a].mean(),
+                       "excerpts": int(truth_a.sum()), "distractors": int((~truth_a).sum())}
+            if truth_a.all() or not truth_a.any():
+                metrics["auc"] = np.nan
+            else:
+                metrics["auc"] = roc_auc_score(truth_a, scores_a)
+                metrics["distractor_same_footage_rate"] = flagged_a[~truth_a].mean()
+                if method == lib.default_method:
+                    thresholds[modality] = _gap_threshold(scores_a[truth_a], scores_a[~truth_a])
+            out.setdefault(method, {})[modality] = {
+                key: (int(v) if key in ("excerpts", "distractors") else round(float(v), 4))
+                for key, v in metrics.items()}
+    return out, thresholds
+
+
+def _gap_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The score that best separates two samples: the middle of the gap between the highest
+    negative and the lowest positive when they do not overlap; otherwise the midpoint of the two
+    medians."""
+    hi_neg, lo_pos = float(np.max(negatives)), float(np.min(positives))
+    if lo_pos > hi_neg:
+        return round((lo_pos + hi_neg) / 2, 3)
+    return round((float(np.median(positives)) + float(np.median(negatives))) / 2, 3)
+
+
 def metrics_table(metrics_dir: str | os.PathLike) -> pd.DataFrame:
     """The evaluate stage's held-out figures as one table: a row per (method, modality)."""
     rows = []

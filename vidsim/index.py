@@ -1,6 +1,6 @@
 """The searchable library: clip metadata, every method's search spaces (with their FAISS indexes
-when large) and calibrations, saved as one `.npy` per array, FAISS files, CSV and JSON, and loaded
-without pickle, the arrays memory-mapped."""
+when large, and late fusion's own `FusedIndex`) and calibrations, saved as one `.npy` per array,
+FAISS files, CSV and JSON, and loaded without pickle, the arrays memory-mapped."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 
 from vidsim.calibration import Calibration
 from vidsim.config import IndexConfig, from_dict
+from vidsim.fusedindex import FusedIndex
 from vidsim.io import atomic_path, close_array, open_array, read_json, read_table, write_json, write_table
 from vidsim.spaces import CHUNK, COMPACT, Space, from_arrays, kind_of
 
@@ -29,6 +30,7 @@ class Index:
     spaces: dict[str, Space]  # "<method>.<modality>" -> search space
     calibrations: dict[str, Calibration]  # same keys
     manifest: dict  # encoder, feature, search and index settings the query path must reuse
+    fused: dict[str, FusedIndex] = dataclasses.field(default_factory=dict)  # method -> late fusion's candidates
 
     def save(self, out_dir: str | os.PathLike) -> None:
         """Write every array once (spaces over the same rows share them: visual and text), each
@@ -53,9 +55,15 @@ class Index:
                 entry["faiss"] = f"{key}.faiss"
                 space.ann.save(arrays / entry["faiss"])
             spaces[key] = entry
+        fused = {}
+        for method, proposer in self.fused.items():
+            _write_array(arrays / f"{method}.fused.rows.npy", proposer.rows)
+            proposer.ann.save(arrays / f"{method}.fused.faiss")
+            fused[method] = {"modalities": list(proposer.modalities), "dims": list(proposer.dims),
+                             "rows": f"{method}.fused.rows.npy", "faiss": f"{method}.fused.faiss"}
         write_table(self.clips, out / CLIPS_FILE)
         write_json(out / MANIFEST_FILE, {
-            **self.manifest, "spaces": spaces,
+            **self.manifest, "spaces": spaces, "fused": fused,
             "calibrations": {key: c.to_dict() for key, c in self.calibrations.items()}})
 
     @classmethod
@@ -82,11 +90,17 @@ class Index:
                 space.ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), space.metric,
                                                  cfg.nprobe, cfg.candidates)
             spaces[key] = space
+        fused = {}
+        for method, entry in manifest.pop("fused", {}).items():
+            rows = np.load(_inside(d / ARRAYS_DIR, entry["rows"]), allow_pickle=False)
+            proposer = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), "ip", cfg.nprobe,
+                                            cfg.fused_candidates)
+            fused[method] = FusedIndex(tuple(entry["modalities"]), tuple(entry["dims"]), rows, proposer)
         clips = read_table(d / CLIPS_FILE)
         for col, kind in (("duration", float), ("has_audio", bool), ("has_video", bool)):
             if col in clips:
                 clips[col] = clips[col] == "True" if kind is bool else pd.to_numeric(clips[col], errors="coerce")
-        return cls(clips, spaces, calibrations, manifest)
+        return cls(clips, spaces, calibrations, manifest, fused)
 
     def space(self, method: str, modality: str) -> Space:
         key = f"{method}.{modality}"

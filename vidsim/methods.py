@@ -25,6 +25,7 @@ from vidsim.progress import progress
 from vidsim.spaces import LatentSpace, Normaliser, SegmentSpace, Space, VectorSpace, add_index
 
 if TYPE_CHECKING:
+    from vidsim.fusedindex import FusedIndex
     from vidsim.vae import VAE
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,19 @@ def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]], 
                 spaces[TEXT_SPACE] = dataclasses.replace(
                     space, center=np.zeros_like(space.center), scale=np.ones_like(space.scale))
     return {key: add_index(space, index, seed, key) for key, space in spaces.items()}
+
+
+def build_fused(spaces: dict[str, Space], index: IndexConfig | None = None, seed: int = 0) -> dict[str, FusedIndex]:
+    """method -> the `FusedIndex` that proposes its late fusion's candidates, for every late-fused
+    method whose single-modality spaces all have a FAISS index (small ones are scanned whole)."""
+    from vidsim.fusedindex import FusedIndex  # noqa: PLC0415
+
+    out = {}
+    for method in METHODS:
+        parts = {m: spaces.get(f"{method}.{m}") for m in SINGLE}
+        if late_fused(method) and all(s is not None and s.ann is not None for s in parts.values()):
+            out[method] = FusedIndex.build(parts, index or IndexConfig(), seed, f"{method}.{FUSED}")
+    return out
 
 
 def label_codes(clips: pd.DataFrame, modality: str) -> np.ndarray | None:
@@ -154,11 +168,13 @@ class QueryDistances:
     distance to any other clip too, so fusion can score a clip another modality proposed."""
 
     def __init__(self, space: Space, rep: np.ndarray, expansion: Expansion | None = None,
-                 skip: np.ndarray | None = None, want: int = 0):
+                 skip: np.ndarray | None = None, want: int = 0, positions: np.ndarray | None = None):
         """
         Args:
             skip: (M,) bool, clips that may not be used for the expansion (the query itself).
             want: at least this many candidates (large spaces).
+            positions: a large space's candidates chosen elsewhere (ascending; e.g. a `FusedIndex`'s),
+                instead of its own index's.
         """
         self.space, self.rep = space, rep
         self.full: np.ndarray | None = None
@@ -168,7 +184,8 @@ class QueryDistances:
             self.full = expanded_distances(space, rep, expansion, skip)
             self.positions = np.arange(len(space.rows))
             return
-        self.positions = space.candidates(rep, want + (0 if skip is None else int(skip.sum())))
+        self.positions = positions if positions is not None else \
+            space.candidates(rep, want + (0 if skip is None else int(skip.sum())))
         block = space.block(self.positions)  # the candidates, read once for the query and its expansion
         d0 = space.block_distances([rep], block)[0]
         self.known = d0
@@ -307,24 +324,36 @@ def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int, expansion: 
 def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.Calibration], n: int,
                          method: str, rep: dict[str, np.ndarray | None], weights: dict[str, float],
                          expansion: Expansion | None = None, skip_rows: frozenset[int] = frozenset(),
-                         want: int = 0, extra_rows: np.ndarray | None = None
+                         want: int = 0, extra_rows: np.ndarray | None = None, fused: FusedIndex | None = None
                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Each weighted single modality's calibrated probability (the modality's prior where a clip
     lacks it); a modality the query lacks (rep None) is left out.
+
+    Args:
+        fused: the method's `FusedIndex`, which proposes the candidates of a large library in one
+            search when the query has every modality it holds (and no `extra_rows`).
 
     Returns:
         (rows (R,), modality -> (R,) probabilities): every one of the n clips when the spaces are
         scanned whole, else the union of the modalities' candidates (and of `extra_rows`, e.g. a
         text query's), each scored exactly in every modality.
     """
+    used = {m: spaces[f"{method}.{m}"] for m in SINGLE
+            if weights.get(m, 0) > 0 and rep.get(m) is not None and f"{method}.{m}" in spaces}
+    proposed = None
+    if fused is not None and extra_rows is None and set(used) == set(fused.modalities) and \
+            all(space.ann is not None for space in used.values()):
+        vector = fused.vector({m: space.summary(rep[m]) for m, space in used.items()}, weights,
+                              {m: cals[f"{method}.{m}"] for m in used})
+        proposed = fused.candidates(vector, want + len(skip_rows))
     dists = {}
-    for m in SINGLE:
-        key = f"{method}.{m}"
-        if weights.get(m, 0) <= 0 or rep.get(m) is None or key not in spaces:
-            continue
-        space = spaces[key]
+    for m, space in used.items():
         skip = np.isin(space.rows, list(skip_rows)) if skip_rows else None
-        dists[m] = QueryDistances(space, rep[m], expansion, skip, want)
+        pos = None
+        if proposed is not None:
+            pos, found = space.positions(proposed)
+            pos = pos[found]
+        dists[m] = QueryDistances(space, rep[m], expansion, skip, want, pos)
     if all(q.full is not None for q in dists.values()):
         rows = np.arange(n)
     else:

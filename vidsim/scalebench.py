@@ -9,7 +9,9 @@ On a synthetic library of N clips shaped like the featurize stage's output (`vid
 3. single-query search latency on one thread, p50 and p99 over held-out synthetic queries, for
    every method and modality the index serves (what the app and the CLI call: `query_features`);
 4. recall@10 of each space's FAISS search (candidates re-ranked exactly) against an exact scan of
-   the same space, on the first `--recall-queries` queries.
+   the same space, on the first `--recall-queries` queries; and of the audio-visual search
+   (`FusedIndex` candidates) against an exact late-fusion scan (`exact_fused`), beside the union of
+   both modalities' own candidates.
 
 `--search-only` repeats steps 2-4 on the index a previous run left (`--recall-queries 0` skips
 step 4). Figures print as Markdown tables; the data lives in data/bench/scale-N (delete it
@@ -43,7 +45,7 @@ def _du(path: Path) -> float:
 
 def prepare(n: int, seconds: int, queries: int, root: Path) -> tuple[synthetic.World, Path, Path]:
     """The synthetic library and query folders (re-used when a previous run made the same)."""
-    world = synthetic.World(songs=max(12, n // 100), looks=50, seconds=seconds)
+    world = synthetic.World(songs=max(12, n // 100), looks=50, seconds=seconds, video_look=0.5)
     lib, qdir = root / "library", root / "queries"
     for folder, count, seed, prefix in ((lib, n, 1, "clip"), (qdir, queries, 2, "query")):
         meta = folder / "features.json"
@@ -158,6 +160,62 @@ def recall(lib, queries, count: int, nprobes: tuple[int, ...] = (32, 64, 128)
     return out
 
 
+def exact_fused(lib, feats, method: str = "vidsim") -> np.ndarray:
+    """(10,) index rows of the late-fused top 10 by an exact scan: every clip scored in every
+    modality with the method's query expansion (hits from the whole space), calibrated, fused with
+    the library's default weights; the naive reference the FusedIndex's candidates are judged by."""
+    from vidsim import methods  # noqa: PLC0415
+
+    expansion = methods.expansion_for(method, *lib.expansion)
+    probs = {}
+    for m in ("audio", "visual"):
+        space, cal = lib.index.spaces[f"{method}.{m}"], lib.index.calibrations[f"{method}.{m}"]
+        rep = space.query(feats)
+        every = np.arange(len(space.rows))
+        d = space.distances_at(rep, every)
+        if expansion is not None:
+            top = np.argsort(d, kind="stable")[:expansion.n]
+            d1 = space.distances_many([space.member(int(j)) for j in top], every).mean(axis=0)
+            d = np.where(d <= methods.EXACT, 0.0, (1 - expansion.mix) * d + expansion.mix * d1)
+        probs[m] = np.full(len(lib.index.clips), cal.prior)
+        probs[m][space.rows] = cal(d)
+    fused = methods.fuse(probs, lib.default_weights)
+    return np.argsort(-fused, kind="stable")[:10]
+
+
+def fused_recall(lib, queries, count: int, method: str = "vidsim") -> tuple[dict[str, tuple[float, float]], float]:
+    """The audio-visual search against `exact_fused` over the first `count` queries: for the
+    FusedIndex's candidates, the union of both modalities' own candidates (the path before it) and
+    the exact scan itself, (recall@10 against the exact top 10, precision@10: the share of hits with
+    the query's song and look); and the seconds per exact scan. Precision says whether what differs
+    matters: many clips share song and look, and their order hangs on the query expansion's hits."""
+    rows = {c: i for i, c in enumerate(lib.column("clip"))}
+    labels = lib.index.clips[["audio_label", "visual_label"]].to_numpy()
+    fused = lib.index.fused.pop(method)
+    found: dict[str, list[tuple[float, float]]] = {"FusedIndex": [], "union": [], "exact scan": []}
+    scan = []
+    try:
+        for i in range(min(count, len(queries.clips))):
+            feats = queries.clip(i)
+            want = queries.clips.iloc[i][["audio_label", "visual_label"]].to_numpy()
+            t = time.perf_counter()
+            top = exact_fused(lib, feats, method)
+            scan.append(time.perf_counter() - t)
+            got = {"exact scan": top}
+            for label in ("union", "FusedIndex"):
+                lib.index.fused.pop(method, None)
+                if label == "FusedIndex":
+                    lib.index.fused[method] = fused
+                hits = lib.query_features(feats, "audio_visual", k=10, method=method).hits
+                got[label] = np.array([rows[h.clip] for h in hits])
+            for label, r in got.items():
+                found[label].append((len(set(top.tolist()) & set(r.tolist())) / 10,
+                                     float((labels[r] == want).all(axis=1).mean())))
+    finally:
+        lib.index.fused[method] = fused
+    return {k: tuple(np.mean(v, axis=0)) for k, v in found.items()}, float(np.median(scan))
+
+
 def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         root: Path | None = None, project: Path = Path("."), search_only: bool = False) -> None:
     """The whole benchmark; with `search_only`, steps 2-4 on the index a previous run left (a
@@ -197,6 +255,7 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
     with threadpool_limits(1):
         lat = latency(lib, qs)
         rec = recall(lib, qs, recall_queries) if recall_queries > 0 else []
+        fused = fused_recall(lib, qs, recall_queries) if recall_queries > 0 and "vidsim" in lib.index.fused else None
     print("\n| method | modality | p50 ms | p99 ms | queries |\n|---|---|---|---|---|")
     for method, modality, p50, p99, count in lat:
         print(f"| {method} | {modality} | {p50:.2f} | {p99:.2f} | {count} |")
@@ -204,5 +263,12 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
           "|---|---|---|---|---|")
     for key, nprobe, r, ms, s in rec:
         print(f"| {key} | {nprobe} | {r:.3f} | {ms:.2f} | {s:.2f} |")
+    if fused is not None:
+        print(f"\n| vidsim audio_visual, {recall_queries} queries | recall@10 vs exact late fusion | precision@10 |"
+              "\n|---|---|---|")
+        for label, (r, p) in fused[0].items():
+            print(f"| {label} | {r:.3f} | {p:.3f} |")
+        print(f"\n(FusedIndex: {lib.index.fused['vidsim'].ann.candidates} candidates; union: "
+              f"{lib.index.manifest['index']['candidates']} per modality; exact scan {fused[1]:.0f} s per query)")
     print(f"\npeak memory of this process (index loaded, {len(qs.clips)} queries): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vidsim import encoder as encoders
-from vidsim import methods
+from vidsim import excerpts, methods
 from vidsim.clip import ClipFeatures, StepCallback, extract_and_featurize
 from vidsim.config import AudioConfig, ExtractConfig, SearchConfig, from_dict
 from vidsim.index import Index, built
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_INDEX = Path("data/index")
 DEFAULT_MODELS = Path("data/models")
 SCORES = ("calibrated", "softmax2")
+RERANK = 10  # hits whose matched spans are checked for the same footage as the query (at least k)
 
 
 class NotBuilt(FileNotFoundError):
@@ -53,6 +54,13 @@ class Hit:
     probability: float  # probability of similarity, 0..1 (fused: see methods.fuse)
     distance: float | None  # in the method's space; None for a late-fused hit
     scores: dict[str, float]  # modality -> its probability for this hit (late fusion: each share)
+    match: excerpts.Match | None = None  # where its seconds line up with the query's (None: a text query)
+    same_footage: bool = False  # the match covers most of the shorter video, closely (a near duplicate)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["match"] = None if self.match is None else self.match.to_dict()
+        return out
 
 
 @dataclasses.dataclass
@@ -71,7 +79,7 @@ class QueryResult:
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, "method": self.method, "weights": self.weights,
-                "hits": [dataclasses.asdict(h) for h in self.hits]}
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +257,32 @@ class Library:
             out["text"] = self._text_search(q, k)
         return out
 
+    def duplicates(self, modality: str = "audio_visual", k: int = 5, method: str | None = None
+                   ) -> list[tuple[str, str, excerpts.Match]]:
+        """The library's near-duplicate pairs: every clip as a query against the others, whose hits
+        are the same footage (`search.same_footage`) in the modality, or for audio_visual in both
+        sound and picture (a clip that only shows the same photo under other music is not a copy).
+        Each pair once, in library order, with the span of the first clip's search."""
+        from vidsim.progress import progress  # noqa: PLC0415
+
+        check(modality)
+        found: dict[frozenset, tuple[str, str, excerpts.Match]] | None = None
+        for m in (SINGLE if modality == methods.FUSED else (modality,)):
+            if m not in self.modalities_of(method):
+                continue
+            pairs: dict[frozenset, tuple[str, str, excerpts.Match]] = {}
+            for clip in progress(self.column("clip"), desc=f"near duplicates ({m})", unit="clip"):
+                try:
+                    hits = self.query_clip(str(clip), m, k, method=method, exclude_self=True).hits
+                except ValueError:  # the clip lacks the modality
+                    continue
+                for hit in hits:
+                    pair = frozenset((str(clip), hit.clip))
+                    if hit.same_footage and hit.match is not None and pair not in pairs:
+                        pairs[pair] = (str(clip), hit.clip, hit.match)
+            found = pairs if found is None else {key: v for key, v in found.items() if key in pairs}
+        return list((found or {}).values())
+
     def query_text(self, text: str, k: int | None = None) -> QueryResult:
         """The k library clips whose frames best match a text (needs a CLIP text tower)."""
         return self._text_search(_Query(text=self.embed_text(text)), k)
@@ -314,7 +348,8 @@ class Library:
                  weights: str | dict | None = None, score: str | None = None, depth: int | None = None
                  ) -> QueryResult:
         """Every library clip ranked, or the first `depth` (for evaluation)."""
-        return self._search(_Query(feats=feats), modality, depth or len(self.index.clips), score, method, weights)
+        return self._search(_Query(feats=feats), modality, depth or len(self.index.clips), score, method, weights,
+                            matches=False)
 
     def rank_clip(self, clip: str, modality: str, method: str | None = None,
                   weights: str | dict | None = None, depth: int | None = None) -> QueryResult:
@@ -322,7 +357,7 @@ class Library:
         (leave-one-out evaluation)."""
         row = self.row_of(clip)
         return self._search(_Query(row=row, exclude=frozenset({row})), modality,
-                            depth or len(self.index.clips), None, method, weights)
+                            depth or len(self.index.clips), None, method, weights, matches=False)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -407,7 +442,9 @@ class Library:
         return space.rows[pos], dist
 
     def _search(self, q: _Query, modality: str, k: int | None, score: str | None, method: str | None,
-                weights: str | dict | None) -> QueryResult:
+                weights: str | dict | None, matches: bool = True) -> QueryResult:
+        """The k best hits; with `matches`, each with where it matches the query (evaluation,
+        which ranks every clip, leaves that out)."""
         method = methods.check(method or self.default_method)
         check(modality)
         if modality not in self.modalities_of(method):
@@ -419,35 +456,52 @@ class Library:
             raise ValueError(f"unknown score {score!r}; use one of {', '.join(SCORES)}")
         latent = functools.partial(self._latent, q, modality)
         if modality == methods.FUSED and methods.late_fused(method):
-            return self._fused(q, method, k, weights, latent)
-        rows, dist = self._distances(q, method, modality, k + len(q.exclude))
+            return self._fused(q, method, k, weights, latent, matches)
+        pool = max(k, RERANK) if matches else k
+        rows, dist = self._distances(q, method, modality, pool + len(q.exclude))
         keep = ~np.isin(rows, list(q.exclude))
         rows, dist = rows[keep], dist[keep]
-        order = np.argsort(dist, kind="stable")[:k]
+        order = np.argsort(dist, kind="stable")[:pool]
         rows, dist = rows[order], dist[order]
+        spans = None
+        if matches:
+            spans = self._matches(q, modality, rows, self.default_weights)
+            first = self._footage_first(modality, spans)[:k]
+            rows, dist, spans = rows[first], dist[first], [spans[i] for i in first]
         if score == "softmax2":
             probs = ps_softmax2(dist)
         else:
             probs = self.index.calibrations[f"{method}.{modality}"](dist)
-        return QueryResult(modality, method, self._hits(rows, probs, dist, [{modality: float(p)} for p in probs]),
-                           latent)
+        return QueryResult(modality, method, self._hits(rows, probs, dist, [{modality: float(p)} for p in probs],
+                                                        spans, modality), latent)
+
+    def _footage_first(self, modality: str, spans: list[excerpts.Match | None]) -> np.ndarray:
+        """The order of a ranked pool of hits with the same footage as the query first (closest
+        match first), then the others as ranked: whatever else a clip shares with the query, the one the
+        query was cut from (or a copy of it) is the most similar."""
+        threshold = self.search_cfg.same_footage.get(modality)
+        same = [i for i, m in enumerate(spans) if threshold is not None and excerpts.same_footage(m, threshold)]
+        # the query itself (or a bit-identical copy: similarity 1) first, then the clearest footage
+        same.sort(key=lambda i: (spans[i].similarity < excerpts.EXACT, -spans[i].score))
+        return np.array(same + [i for i in range(len(spans)) if i not in same], dtype=np.int64)
 
     def _fused(self, q: _Query, method: str, k: int, weights: str | dict | None,
-               latent: Callable[[], np.ndarray | None]) -> QueryResult:
+               latent: Callable[[], np.ndarray | None], matches: bool = True) -> QueryResult:
         w = parse_weights(weights, self.default_weights)
         n = len(self.index.clips)
         rep = {}
         for m in SINGLE:
             space = self.index.spaces.get(f"{method}.{m}")
             rep[m] = self._represent(q, space) if space is not None else None
-        want = k + len(q.exclude)
+        want = (max(k, RERANK) if matches else k) + len(q.exclude)
         text = q.text is not None and self.has_text
         text_rows = None
         if text and self.index.spaces[methods.TEXT_SPACE].ann is not None:
             text_rows = self._text_probabilities(q.text, want=want)[0]
         rows, probs = methods.single_probabilities(
             self.index.spaces, self.index.calibrations, n, method, rep, w,
-            methods.expansion_for(method, *self.expansion), q.exclude, want, text_rows)
+            methods.expansion_for(method, *self.expansion), q.exclude, want, text_rows,
+            self.index.fused.get(method))
         if text:
             w = {**w, "text": w.get("text", float(np.mean(list(w.values()))))}
             probs["text"] = self._text_probabilities(q.text, rows)[1]
@@ -456,19 +510,58 @@ class Library:
         fused = methods.fuse(probs, w)
         excluded = np.isin(rows, list(q.exclude))
         fused[excluded] = -1.0
-        order = np.argsort(-fused, kind="stable")[:min(k, int((~excluded).sum()))]
+        order = np.argsort(-fused, kind="stable")[:min(max(k, RERANK) if matches else k, int((~excluded).sum()))]
+        spans = None
+        if matches:  # also each modality's own best: the footage may be clear in one (a muffled copy's picture)
+            own = [i for p in probs.values() for i in np.argsort(-p, kind="stable")[:RERANK] if not excluded[i]]
+            order = np.array(list(dict.fromkeys([*order.tolist(), *own])), dtype=np.int64)
+            spans = self._matches(q, methods.FUSED, rows[order], w)
+            first = self._footage_first(methods.FUSED, spans)[:k]
+            order, spans = order[first], [spans[i] for i in first]
         scores = [{m: float(p[i]) for m, p in probs.items()} for i in order]
         used = {m: v for m, v in w.items() if m in probs}
         total = sum(used.values())
-        return QueryResult(methods.FUSED, method, self._hits(rows[order], fused[order], None, scores), latent,
+        return QueryResult(methods.FUSED, method, self._hits(rows[order], fused[order], None, scores, spans,
+                                                             methods.FUSED), latent,
                            {m: round(v / total, 4) for m, v in used.items()})
 
     def _hits(self, rows: np.ndarray, probs: np.ndarray, dist: np.ndarray | None,
-              scores: list[dict[str, float]]) -> list[Hit]:
+              scores: list[dict[str, float]], spans: list[excerpts.Match | None] | None = None,
+              modality: str = "") -> list[Hit]:
         names, paths = self.column("clip")[rows], self.column("path")[rows]
+        spans = spans or [None] * len(rows)
+        threshold = self.search_cfg.same_footage.get(modality)
         return [Hit(rank=r + 1, clip=c, path=p, probability=float(pr),
-                    distance=None if dist is None else float(dist[r]), scores=s)
-                for r, (c, p, pr, s) in enumerate(zip(names, paths, probs, scores))]
+                    distance=None if dist is None else float(dist[r]), scores=s, match=m,
+                    same_footage=threshold is not None and excerpts.same_footage(m, threshold))
+                for r, (c, p, pr, s, m) in enumerate(zip(names, paths, probs, scores, spans))]
+
+    def _matches(self, q: _Query, modality: str, rows: np.ndarray, weights: dict[str, float]
+                 ) -> list[excerpts.Match | None]:
+        """Where each hit's seconds line up with the query's (`vidsim.excerpts`), from the default
+        method's per-second rows whichever method ranked the hits; the modalities of a fused search
+        vote together with their weights. None for a hit (or a query) without per-second rows."""
+        steps = {"audio": self.audio_cfg.mid_step, "visual": 1.0 / self.extract_cfg.frame_rate}
+        parts = {}
+        for m in (SINGLE if modality == methods.FUSED else (modality,)):
+            space = self.index.spaces.get(f"vidsim.{m}")
+            rep = self._represent(q, space) if space is not None else None
+            if rep is not None and (modality != methods.FUSED or weights.get(m, 0) > 0):
+                parts[m] = (space, rep)
+        if len({steps[m] for m in parts}) > 1:  # seconds sampled at other rates do not line up: the heavier one
+            heavy = max(parts, key=lambda m: weights.get(m, 0))
+            parts = {heavy: parts[heavy]}
+        sims: dict[str, list[np.ndarray | None]] = {}
+        for m, (space, rep) in parts.items():
+            pos, found = space.positions(rows)
+            members = iter(space.members(pos[found]))
+            sims[m] = [excerpts.similarities(rep, next(members)) if f else None for f in found]
+        combined = [excerpts.combine({m: s[i] for m, s in sims.items() if s[i] is not None},
+                                     weights if modality == methods.FUSED else {modality: 1.0})
+                    for i in range(len(rows))]
+        step = steps[next(iter(parts))] if parts else 1.0
+        aligned = iter(excerpts.align_many([x for x in combined if x is not None], step))
+        return [None if x is None else next(aligned) for x in combined]
 
     def _latent(self, q: _Query, modality: str) -> np.ndarray | None:
         """The query in the original's latent space of the modality (for the plots), if it has one."""

@@ -6,7 +6,8 @@ Three kinds, one per search method (see `vidsim.methods`):
 - `SegmentSpace`, the default: a clip's per-second rows (audio windows or frame embeddings),
   centred and scaled with the library's per-second statistics and L2-normalised; the distance
   is 1 - the mean over the query's seconds of the best cosine match among the clip's seconds
-  (a one-sided Chamfer similarity), so a query that matches any part of a clip scores high.
+  (a one-sided Chamfer similarity), within the clip's best stretch as long as the query when the
+  clip is longer, so a query that matches any part of a clip scores high.
 
 Every space answers `nearest(q, c)`: a scan of all its clips when it is small, or, when it has a
 FAISS index (`vidsim.ann`, above `index.exact_max` clips), the index's candidates re-ranked with
@@ -96,6 +97,27 @@ def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return take, local
 
 
+def _chamfer(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(P,) similarity of one query to P clips from its (Tq, S) cosines with their seconds (clip
+    i's columns begin at starts[i]): the mean over the query's seconds of each one's best match in
+    the clip. A clip longer than the query is matched within its best stretch as long as the query:
+    a three-minute video offers each query second 180 chances of a close match, so matching it
+    whole would rank long videos of other songs above the short clips of the query's own."""
+    tq, s = sims.shape
+    lengths = np.diff(np.append(starts, s))
+    whole = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
+    longer = lengths > tq
+    if not longer.any():
+        return whole
+    from scipy.ndimage import maximum_filter1d  # noqa: PLC0415
+
+    # the stretch [j, j + Tq) of the seconds: each query second's best match in it, averaged
+    stretch = maximum_filter1d(sims, size=tq, axis=1, mode="constant", cval=-np.inf, origin=-(tq // 2)).mean(axis=0)
+    ends = np.repeat(starts + lengths, lengths)
+    stretch = np.where(np.arange(s) + tq <= ends, stretch, -np.inf)  # stretches inside one clip
+    return np.where(longer, np.maximum.reduceat(stretch, starts), whole)
+
+
 class _Nearest:
     """What every space shares: the nearest clips to a query, by scan or by FAISS candidates."""
 
@@ -144,10 +166,18 @@ class _Nearest:
 
     def positions(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, found (len(rows),) bool) of index rows in this space (rows sorted, as built)."""
-        if not len(self.rows):
+        m = len(self.rows)
+        if not m:
             return np.zeros(len(rows), np.int64), np.zeros(len(rows), bool)
-        pos = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+        if self._every_clip:  # a binary search per row costs ~0.1 ms per 200 rows in a million
+            return np.minimum(rows, m - 1), rows < m
+        pos = np.minimum(np.searchsorted(self.rows, rows), m - 1)
         return pos, self.rows[pos] == rows
+
+    @cached_property
+    def _every_clip(self) -> bool:
+        """Whether the space holds every clip of the index (rows 0..M-1): positions are rows."""
+        return int(self.rows[0]) == 0 and int(self.rows[-1]) == len(self.rows) - 1
 
 
 @dataclasses.dataclass
@@ -284,14 +314,20 @@ class SegmentSpace(_Nearest):
             return self.vectors[self.offsets[j]:self.offsets[j + 1]]
         return self._prepare(_float32(self.seconds[self.offsets[j]:self.offsets[j + 1]]))
 
+    def members(self, pos: np.ndarray) -> list[np.ndarray]:
+        """`member` of each clip at these positions, read in one go (a query's hits)."""
+        if self.ann is None:
+            return [self.member(int(j)) for j in pos]
+        take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
+        rows = self._prepare(_float32(self.seconds[take]))
+        return np.split(rows, local[1:])
+
     def similarities(self, q: np.ndarray) -> np.ndarray:
         """(M,) mean over the query's rows of the best cosine with each clip's rows, in [-1, 1]
         (a large space is scanned in chunks, never prepared whole)."""
         if self.ann is not None:
             return 1.0 - self.distances_at(q, np.arange(len(self.rows)))
-        sims = q @ self.vectors.T  # (Tq, S)
-        best = np.maximum.reduceat(sims, self.offsets[:-1], axis=1)  # (Tq, M)
-        return best.mean(axis=0)
+        return _chamfer(q @ self.vectors.T, self.offsets[:-1])
 
     def distances(self, q: np.ndarray) -> np.ndarray:
         return 1.0 - self.similarities(q)
@@ -328,8 +364,7 @@ class SegmentSpace(_Nearest):
         else:  # q . ((s - c) / scale) / |(s - c) / scale|, without preparing s
             qs = q / self.scale
             sims = (qs @ rows.T - (qs @ self.center)[:, None]) * inverse[None, :]
-        best = np.maximum.reduceat(sims, local, axis=1)  # (sum Tq, P): best second per query second
-        return 1.0 - np.add.reduceat(best, starts, axis=0) / lengths[:, None]
+        return 1.0 - np.stack([_chamfer(sims[a:a + n], local) for a, n in zip(starts, lengths)])
 
     def row_norms(self) -> np.ndarray:
         """(S,) float32: each second's length once centred and scaled, from its float16 value (as
@@ -342,10 +377,12 @@ class SegmentSpace(_Nearest):
     def summary(self, q: np.ndarray) -> np.ndarray:
         return _normalise_rows(q.mean(axis=0))
 
-    def summaries(self) -> np.ndarray:
+    def summaries(self, out: np.ndarray | None = None) -> np.ndarray:
         """(M, D) float16: each clip's mean prepared second, L2-normalised (the FAISS vectors, which
-        only propose candidates: half the memory of float32 while the index is built)."""
-        out = np.empty((len(self.rows), self.seconds.shape[1]), COMPACT)
+        only propose candidates: half the memory of float32 while the index is built); written into
+        `out` when given (e.g. a memory-mapped file's columns)."""
+        if out is None:
+            out = np.empty((len(self.rows), self.seconds.shape[1]), COMPACT)
         step = CHUNK // 16
         for a in range(0, len(self.rows), step):
             b = min(a + step, len(self.rows))

@@ -2,8 +2,10 @@
 and testing the FAISS tier, shaped like the featurize stage's output.
 
 Structure like a music-video archive: each clip belongs to a song (its audio label) and a look (its
-visual label); its per-second audio windows and frame embeddings scatter around a clip centre, which
-scatters around its song's or look's centre. Audio windows mix units as pyAudioAnalysis' do (a
+visual label; with `video_look`, many of a song's clips share the song's own look, as the scenes of
+one music video do, so audio-visual relevance is common, not a coincidence); its per-second audio
+windows and frame embeddings scatter around a clip centre, which scatters around its song's or
+look's centre. Audio windows mix units as pyAudioAnalysis' do (a
 log-normal scale and an offset per column); frame embeddings are L2-normalised like CLIP's.
 Arrays are written chunk by chunk (memory-mapped when a folder is given), so a million clips need
 no more memory than one chunk.
@@ -38,15 +40,17 @@ class World:
     group_spread: float = 1.0  # clip centres around their song's or look's centre
     clip_spread: float = 0.7
     second_spread: float = 0.5
+    video_look: float = 0.0  # share of a song's clips showing the song's own look (its video), not a random one
     seed: int = 0
 
-    def centres(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def centres(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(song centres, look centres, audio column scales, audio column offsets, each song's look)."""
         rng = np.random.default_rng(self.seed)
         song = rng.standard_normal((self.songs, AUDIO_DIM), dtype=np.float32)
         look = rng.standard_normal((self.looks, self.visual_dim), dtype=np.float32)
         scale = np.exp(rng.normal(0.0, 1.5, AUDIO_DIM)).astype(np.float32)  # mixed units
         offset = (rng.normal(0.0, 3.0, AUDIO_DIM) * scale).astype(np.float32)
-        return song, look, scale, offset
+        return song, look, scale, offset, rng.integers(0, self.looks, self.songs)
 
 
 def _empty(path: Path | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -57,10 +61,12 @@ def generate(world: World, n: int, seed: int, out_dir: str | os.PathLike | None 
              prefix: str = "clip") -> Features:
     """n synthetic clips; with `out_dir`, written as a featurize output folder (status.csv,
     features.json and memory-mapped arrays) and returned memory-mapped."""
-    song_c, look_c, scale, offset = world.centres()
+    song_c, look_c, scale, offset, video = world.centres()
     rng = np.random.default_rng(seed)
     songs = rng.integers(0, world.songs, n)
     looks = rng.integers(0, world.looks, n)
+    if world.video_look > 0:  # audio and visual labels correlate, as in music videos
+        looks = np.where(rng.random(n) < world.video_look, video[songs], looks)
     t = world.seconds
     files = feature_files(out_dir) if out_dir is not None else None
     audio = _empty(files and files["audio"], (n, CLIP_AUDIO_DIM))

@@ -1,10 +1,12 @@
-"""One result column: the top-k hits of a modality with probability, thumbnail, player, more like this."""
+"""One result column: the top-k hits of a modality with probability, where each matches the query,
+thumbnail, player (from the match), more like this."""
 
 from __future__ import annotations
 
 import streamlit as st
 from common import plain, show_video
 
+from vidsim.excerpts import Match
 from vidsim.modalities import TITLES
 from vidsim.search import Library, QueryResult
 
@@ -36,11 +38,25 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
                       else " · ".join(f"{m} {100 * p:.0f}%" for m, p in hit.scores.items()))
             text.progress(min(max(hit.probability, 0.0), 1.0),
                           text=f"probability {100 * hit.probability:.1f}% · {detail}")
+            start = 0.0
+            if hit.match is not None and hit.match.seconds > 0:
+                start = hit.match.clip_start
+                text.caption(("**same footage** · " if hit.same_footage else "") + hit.match.describe())
+                text.caption(timeline(hit.match, lib.clip_info(hit.clip).get("duration")))
             if text.button("more like this", key=f"{key}-more-{hit.rank}"):
                 st.session_state["query"] = {"name": hit.clip, "video": hit.path, "clip": hit.clip}
                 st.rerun()
-            if text.toggle("▶ play", key=f"{key}-play-{hit.rank}"):
-                show_video(hit.path)
+            if text.toggle("▶ play" + (" from the match" if start >= 1 else ""), key=f"{key}-play-{hit.rank}"):
+                show_video(hit.path, start=start)
+
+
+def timeline(match: Match, duration: float | None, cells: int = 30) -> str:
+    """Where in the clip the matched seconds lie, as a bar of `cells` (the clip's length)."""
+    total = float(duration) if duration and duration == duration and duration > 0 else \
+        match.clip_start + match.seconds
+    lo = int(cells * match.clip_start / total)
+    hi = max(lo + 1, int(round(cells * min(match.clip_start + match.seconds, total) / total)))
+    return "`" + "─" * lo + "█" * (min(hi, cells) - lo) + "─" * (cells - min(hi, cells)) + "`"
 
 
 def disagreement(a: QueryResult, b: QueryResult) -> str:

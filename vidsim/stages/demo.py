@@ -1,4 +1,5 @@
-"""Stage `demo`: render the labelled demo library and its query clips from the sources."""
+"""Stage `demo`: render the labelled demo library and its query clips from the sources, and the
+excerpt queries (with the longer videos they come from) for excerpt search."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ def main() -> None:
     parser.add_argument("sources", type=Path)
     parser.add_argument("library", type=Path)
     parser.add_argument("queries", type=Path)
+    parser.add_argument("--excerpts", type=Path, help="folder for the excerpt queries")
     args = parser.parse_args()
     params = load_params()
     cfg = from_dict(DemoConfig, {**params["demo"], "seed": params["base"]["seed"]})
-    lib = build_library(args.sources, args.library, args.queries, cfg)
+    lib = build_library(args.sources, args.library, args.queries, cfg, args.excerpts)
     log.info("demo library: %d clips in %s", len(lib), args.library)
 
 

@@ -43,7 +43,8 @@ def main() -> None:
     spaces = methods.build_spaces(features, models, bool(manifest["encoder"]["has_text"]), index, seed)
     calibrations = methods.calibrate(spaces, features.clips, search.k, (search.expansion, search.expansion_mix),
                                      index.calibration_sample, seed)
-    Index(features.clips[KEEP], spaces, calibrations, manifest).save(args.out)
+    fused = methods.build_fused(spaces, index, seed)
+    Index(features.clips[KEEP], spaces, calibrations, manifest, fused).save(args.out)
     log.info("index: %d clips, spaces %s", len(features.clips), ", ".join(spaces))
     shutil.copyfile(args.features / "status.csv", args.out / "status.csv")
     copy_thumbnails(args.thumbs, args.out / "thumbs", set(features.clips["sha256"]))
