@@ -13,7 +13,7 @@ from vidsim import index as index_module
 from vidsim.config import IndexConfig
 from vidsim.index import Index
 from vidsim.search import Library
-from vidsim.spaces import COMPACT, LatentSpace, add_index
+from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, add_index
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
 LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
@@ -52,6 +52,8 @@ def test_auto_factory_grows_with_the_library():
     assert ann.resolve_factory("auto", 1_000_000) == "IVF4096,SQ8"
     assert ann.resolve_factory("auto", 600) == "IVF128,SQ8"
     assert ann.resolve_factory("HNSW32,Flat", 10) == "HNSW32,Flat"
+    assert ann.vote_factory("auto", 4_000_000, 512) == "IVF2048,PQ64"  # seconds only vote: smaller
+    assert ann.vote_factory("auto", 4_000_000, 328) == "IVF2048,PQ42"  # 336 dimensions once padded
     assert not ann.needs_index(50_000, EXACT) and ann.needs_index(50_001, EXACT)
 
 
@@ -104,6 +106,96 @@ def test_large_segment_spaces_re_rank_stored_seconds_through_their_norms(librari
         for i in range(5):
             q = space.query(queries.clip(i))
             np.testing.assert_allclose(space.distances_at(q, pos), plain.distances_at(q, pos), atol=1e-5)
+
+
+def _videos(rng: np.random.Generator, looks: np.ndarray, count: int, seconds: int, scene: int = 1
+            ) -> list[np.ndarray]:
+    """Clips whose seconds show one of `looks` per `scene` seconds (a music video's scenes)."""
+    out = []
+    for _ in range(count):
+        centres = looks[rng.integers(0, len(looks), -(-seconds // scene))] + 0.6 * rng.standard_normal(
+            (-(-seconds // scene), looks.shape[1]))
+        rows = np.repeat(centres, scene, axis=0)[:seconds] + 0.3 * rng.standard_normal((seconds, looks.shape[1]))
+        out.append((rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32))
+    return out
+
+
+def test_an_excerpt_of_a_long_video_is_found_through_the_per_second_index():
+    """A long video's mean second (its FAISS summary) is far from any one of its scenes, so a
+    6 s excerpt's summary proposes the short clips of the scene's look instead; the excerpt's
+    seconds, searched in the index of every second, vote for the video, which re-ranks first."""
+    rng = np.random.default_rng(11)
+    looks = rng.standard_normal((8, 24))
+    short, long = _videos(rng, looks, 400, 4, scene=4), _videos(rng, looks, 5, 90, scene=6)
+    clips = short + long
+    offsets = np.cumsum([0] + [len(c) for c in clips])
+    cfg = IndexConfig(exact_max=100, nprobe=16, candidates=20, segment_candidates=30, segment_hits=16)
+    build = SegmentSpace.build("visual", np.arange(len(clips)), offsets, np.concatenate(clips), standardise=False)
+    space = add_index(build, cfg)
+    assert space.second_ann is not None and space.second_ann.size == offsets[-1] and space.longest == 90
+    plain = add_index(SegmentSpace.build("visual", np.arange(len(clips)), offsets, np.concatenate(clips),
+                                         standardise=False), IndexConfig(**{**cfg.__dict__, "segment_candidates": 0}))
+    assert plain.second_ann is None
+    found = missed = 0
+    for v in range(5):
+        source = 400 + v
+        start = int(rng.integers(0, 14)) * 6
+        excerpt = long[v][start:start + 6] + 0.05 * rng.standard_normal((6, 24)).astype(np.float32)
+        q = space._prepare(excerpt)
+        assert source in space.voted(q)
+        pos, _ = space.nearest(q, 3)
+        found += pos[0] == source
+        missed += source not in plain.candidates(q, 3)
+    assert found == 5 and missed >= 4, (found, missed)
+    # a query as long as the longest clip has nothing to find that way: the summaries only
+    q = space._prepare(long[0])
+    np.testing.assert_array_equal(space.candidates(q, 3), plain.candidates(q, 3))
+
+
+def _with_videos(feats, scenes, per_video: int):
+    """The library plus videos made of `per_video` scenes each (clips of `scenes`, in turn), their
+    clip-level inputs the scenes' mean, labelled with their first scene's."""
+    import pandas as pd
+
+    from vidsim.dataset import Features
+
+    n = len(scenes.clips) // per_video
+    seconds, offsets = {}, {}
+    for m in ("audio", "visual"):
+        t = np.diff(scenes.offsets[m])[:n * per_video].reshape(n, per_video).sum(axis=1)
+        seconds[m] = np.concatenate([feats.seconds[m], scenes.seconds[m][:scenes.offsets[m][n * per_video]]])
+        offsets[m] = np.concatenate([feats.offsets[m], feats.offsets[m][-1] + np.cumsum(t)])
+    mean = {m: getattr(scenes, m)[:n * per_video].reshape(n, per_video, -1).mean(axis=1) for m in ("audio", "visual")}
+    videos = scenes.clips.iloc[::per_video].head(n).assign(
+        clip=[f"video-{i}.mp4" for i in range(n)], path=[f"/synthetic/video-{i}.mp4" for i in range(n)],
+        sha256=[f"{i:064x}" for i in range(n)], duration=float(per_video * WORLD.seconds))
+    return Features(pd.concat([feats.clips, videos], ignore_index=True), np.concatenate([feats.audio, mean["audio"]]),
+                    np.concatenate([feats.visual, mean["visual"]]), seconds, offsets)
+
+
+@pytest.mark.slow  # builds and calibrates a third large library: 7 s
+def test_a_large_library_finds_the_video_an_excerpt_comes_from(feats, tmp_path):
+    """Videos of 10 scenes in a large library: a scene as the query is found in its video by
+    every search, late fusion included (its FusedIndex proposes clips from their mean seconds
+    only), and the hit says where; without the per-second index most videos are not proposed."""
+    scenes = synthetic.generate(WORLD, 60, seed=9, prefix="scene")
+    both = _with_videos(feats, scenes, 10)
+    lib = _library(both, LARGE, tmp_path)
+    asked = range(0, 60, 7)
+    found = {}
+    for j in asked:
+        video, start = f"video-{j // 10}.mp4", (j % 10) * WORLD.seconds
+        for modality in ("audio", "visual", "audio_visual"):
+            top = lib.query_features(scenes.clip(j), modality, k=3).hits[0]
+            found[modality] = found.get(modality, 0) + (top.clip == video)
+            if top.clip == video:
+                assert top.match.clip_start == pytest.approx(start, abs=0.5) and top.same_footage
+    assert found == {"audio": len(asked), "visual": len(asked), "audio_visual": len(asked)}, found
+    for m in ("audio", "visual"):
+        lib.index.spaces[f"vidsim.{m}"].second_ann = None
+    missed = sum(f"video-{j // 10}.mp4" not in {h.clip for h in lib.query_features(scenes.clip(j), modality, k=3).hits}
+                 for j in asked for modality in ("audio", "visual", "audio_visual"))
+    assert missed >= len(asked), missed
 
 
 def test_a_large_latent_space_is_indexed_too():
@@ -201,12 +293,16 @@ def test_index_folder_shares_arrays_memory_maps_them_and_refuses_foreign_paths(f
     _, large = libraries
     entries = json.loads((large.index_dir / "manifest.json").read_text())["spaces"]
     assert entries["vidsim.visual"]["faiss"] == "vidsim.visual.faiss"
+    assert entries["vidsim.visual"]["seconds_faiss"] == "vidsim.visual.seconds.faiss"
+    assert large.index.spaces["vidsim.audio"].second_ann.size == len(large.index.spaces["vidsim.audio"].seconds)
+    assert large.index.spaces["vidsim.audio"].second_ann.candidates == LARGE.segment_candidates
     # the text space is the visual one uncentred: both read one copy of the frame embeddings
     spaces = methods.build_spaces(feats, {}, text=True, index=LARGE)
     Index(feats.clips[KEEP], spaces, {}, {**MANIFEST, "index": LARGE.__dict__}).save(tmp_path / "text")
     text = json.loads((tmp_path / "text/manifest.json").read_text())["spaces"]
     assert text["vidsim.text"]["arrays"]["seconds"] == text["vidsim.visual"]["arrays"]["seconds"]
     assert text["vidsim.text"]["faiss"] != text["vidsim.visual"]["faiss"]
+    assert "seconds_faiss" not in text["vidsim.text"]  # a text query is one vector
     assert not isinstance(large.index.spaces["vidsim.visual"].seconds, np.memmap)  # small: read into memory
     monkeypatch.setattr(index_module, "MMAP_MIN", 0)
     mapped = Library.load(large.index_dir, large.index_dir)
@@ -255,7 +351,7 @@ def test_the_app_serves_a_library_too_large_for_one_list(tmp_path, monkeypatch):
     from tests.helpers import ROOT
 
     feats = synthetic.generate(WORLD, 2500, seed=4)
-    cfg = IndexConfig(exact_max=500, nprobe=16, candidates=100, calibration_sample=300)
+    cfg = IndexConfig(exact_max=500, nprobe=16, candidates=100, calibration_sample=300, segment_candidates=0)
     spaces = methods.build_spaces(feats, {}, index=cfg)
     cals = methods.calibrate(spaces, feats.clips, 5, (2, 0.5), sample=cfg.calibration_sample)
     Index(feats.clips[KEEP], spaces, cals, {**MANIFEST, "index": cfg.__dict__}).save(tmp_path / "data/index")

@@ -99,6 +99,12 @@ class IndexConfig:
     nprobe: int = 64  # IVF lists visited per query (HNSW: efSearch)
     candidates: int = 400  # clips per query re-ranked with exact distances
     fused_candidates: int = 150  # late fusion: clips its FusedIndex proposes, scored in every modality
+    # per-second spaces also get an index over every second: each query second's `segment_hits`
+    # nearest library seconds vote for their clips, and the `segment_candidates` clips with most
+    # votes join the candidates (an excerpt of a long video, whose mean second is not the excerpt's)
+    segment_candidates: int = 100  # 0: no per-second index
+    segment_hits: int = 32
+    segment_nprobe: int = 16
     train_sample: int = 160000  # vectors the FAISS quantiser is trained on (FAISS asks 39 per list)
     calibration_sample: int = 5000  # larger spaces: each calibration query meets its nearest + this many
 

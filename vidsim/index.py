@@ -54,6 +54,9 @@ class Index:
             if space.ann is not None:
                 entry["faiss"] = f"{key}.faiss"
                 space.ann.save(arrays / entry["faiss"])
+            if getattr(space, "second_ann", None) is not None:
+                entry["seconds_faiss"] = f"{key}.seconds.faiss"
+                space.second_ann.save(arrays / entry["seconds_faiss"])
             spaces[key] = entry
         fused = {}
         for method, proposer in self.fused.items():
@@ -89,6 +92,10 @@ class Index:
             if entry.get("faiss"):
                 space.ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), space.metric,
                                                  cfg.nprobe, cfg.candidates)
+            if entry.get("seconds_faiss"):
+                space.second_ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["seconds_faiss"]), "ip",
+                                                        cfg.segment_nprobe, cfg.segment_candidates)
+                space.second_hits = cfg.segment_hits
             spaces[key] = space
         fused = {}
         for method, entry in manifest.pop("fused", {}).items():

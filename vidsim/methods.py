@@ -85,7 +85,8 @@ def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]], 
             if modality == "visual" and text:
                 spaces[TEXT_SPACE] = dataclasses.replace(
                     space, center=np.zeros_like(space.center), scale=np.ones_like(space.scale))
-    return {key: add_index(space, index, seed, key) for key, space in spaces.items()}
+    # text queries are one vector, not seconds: the text space needs no per-second index
+    return {key: add_index(space, index, seed, key, seconds=key != TEXT_SPACE) for key, space in spaces.items()}
 
 
 def build_fused(spaces: dict[str, Space], index: IndexConfig | None = None, seed: int = 0) -> dict[str, FusedIndex]:
@@ -346,6 +347,9 @@ def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.C
         vector = fused.vector({m: space.summary(rep[m]) for m, space in used.items()}, weights,
                               {m: cals[f"{method}.{m}"] for m in used})
         proposed = fused.candidates(vector, want + len(skip_rows))
+        for m, space in used.items():  # an excerpt's seconds find the long video its mean does not
+            if isinstance(space, SegmentSpace) and len(rep[m]) < space.longest:
+                proposed = np.union1d(proposed, space.rows[space.voted(rep[m])])
     dists = {}
     for m, space in used.items():
         skip = np.isin(space.rows, list(skip_rows)) if skip_rows else None

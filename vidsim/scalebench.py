@@ -11,9 +11,11 @@ On a synthetic library of N clips shaped like the featurize stage's output (`vid
 4. recall@10 of each space's FAISS search (candidates re-ranked exactly) against an exact scan of
    the same space, on the first `--recall-queries` queries; and of the audio-visual search
    (`FusedIndex` candidates) against an exact late-fusion scan (`exact_fused`), beside the union of
-   both modalities' own candidates.
+   both modalities' own candidates;
+5. excerpt search: the first half of library clips (with noise) as queries, with the per-second
+   indexes and without them (`excerpt_search`).
 
-`--search-only` repeats steps 2-4 on the index a previous run left (`--recall-queries 0` skips
+`--search-only` repeats steps 2-5 on the index a previous run left (`--recall-queries 0` skips
 step 4). Figures print as Markdown tables; the data lives in data/bench/scale-N (delete it
 afterwards: a million clips of 4 s take ~28 GB of disk).
 """
@@ -216,6 +218,47 @@ def fused_recall(lib, queries, count: int, method: str = "vidsim") -> tuple[dict
     return {k: tuple(np.mean(v, axis=0)) for k, v in found.items()}, float(np.median(scan))
 
 
+def excerpt_search(lib, library, count: int, seconds: int = 2, seed: int = 0
+                   ) -> list[tuple[str, str, float, float, float, float]]:
+    """Excerpts of library clips as queries: the first `seconds` of each of `count` random library
+    clips, every second perturbed (noise of a fifth of each column's spread, as a re-encoding
+    would), searched with the per-second indexes and without them, alternating per query.
+
+    Returns [(modality, path, source Recall@1, Recall@10, p50 ms, p99 ms)], path "seconds" or
+    "summaries only" (the per-second indexes set aside: the naive reference)."""
+    from vidsim.modalities import ClipFeatures
+
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(library.clips), count, replace=False)
+    spread = {m: np.asarray(library.seconds[m][:20000], np.float32).std(axis=0) for m in ("audio", "visual")}
+    segment = {m: lib.index.spaces[f"vidsim.{m}"] for m in ("audio", "visual")}
+    kept = {m: space.second_ann for m, space in segment.items()}
+    names = lib.column("clip")
+    found: dict[tuple[str, str], list[tuple[bool, bool, float]]] = {}
+    try:
+        for i in picks:
+            clip = library.clip(int(i))
+            part = {m: np.asarray(x[:seconds], np.float32) for m, x in
+                    (("audio", clip.audio_seconds), ("visual", clip.frames))}
+            part = {m: x + 0.2 * spread[m] * rng.standard_normal(x.shape, dtype=np.float32) for m, x in part.items()}
+            feats = ClipFeatures(audio=clip.audio, frames=part["visual"], audio_seconds=part["audio"])
+            for path in ("seconds", "summaries only"):
+                for m, space in segment.items():
+                    space.second_ann = kept[m] if path == "seconds" else None
+                for modality in ("audio", "visual", "audio_visual"):
+                    t = time.perf_counter()
+                    hits = lib.query_features(feats, modality, k=10, method="vidsim").hits
+                    ms = time.perf_counter() - t
+                    source = str(names[i])
+                    found.setdefault((modality, path), []).append(
+                        (bool(hits) and hits[0].clip == source, any(h.clip == source for h in hits), ms))
+    finally:
+        for m, space in segment.items():
+            space.second_ann = kept[m]
+    return [(modality, path, float(np.mean([a for a, _, _ in v])), float(np.mean([b for _, b, _ in v])),
+             _pct([t for _, _, t in v], 50), _pct([t for _, _, t in v], 99)) for (modality, path), v in found.items()]
+
+
 def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         root: Path | None = None, project: Path = Path("."), search_only: bool = False) -> None:
     """The whole benchmark; with `search_only`, steps 2-4 on the index a previous run left (a
@@ -256,6 +299,9 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         lat = latency(lib, qs)
         rec = recall(lib, qs, recall_queries) if recall_queries > 0 else []
         fused = fused_recall(lib, qs, recall_queries) if recall_queries > 0 and "vidsim" in lib.index.fused else None
+        has_seconds = lib.index.spaces["vidsim.visual"].second_ann is not None
+        parts = excerpt_search(lib, load_features(lib_dir), min(queries, 100), seconds // 2) \
+            if has_seconds and seconds > 1 else []
     print("\n| method | modality | p50 ms | p99 ms | queries |\n|---|---|---|---|---|")
     for method, modality, p50, p99, count in lat:
         print(f"| {method} | {modality} | {p50:.2f} | {p99:.2f} | {count} |")
@@ -270,5 +316,10 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
             print(f"| {label} | {r:.3f} | {p:.3f} |")
         print(f"\n(FusedIndex: {lib.index.fused['vidsim'].ann.candidates} candidates; union: "
               f"{lib.index.manifest['index']['candidates']} per modality; exact scan {fused[1]:.0f} s per query)")
+    if parts:
+        print(f"\n| excerpts: the first {seconds // 2} s of {min(queries, 100)} library clips, with noise | path | "
+              "source R@1 | R@10 | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
+        for modality, path, r1, r10, p50, p99 in parts:
+            print(f"| vidsim {modality} | {path} | {r1:.3f} | {r10:.3f} | {p50:.2f} | {p99:.2f} |")
     print(f"\npeak memory of this process (index loaded, {len(qs.clips)} queries): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")

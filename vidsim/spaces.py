@@ -17,12 +17,15 @@ the space's own exact distance. Large spaces keep their vectors as float16, memo
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vidsim.io import open_array
 from vidsim.modalities import ClipFeatures
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 CHUNK = 65536  # rows processed at once by the builds: bounds their memory on large libraries
 COMPACT = np.float16  # storage of the vectors of spaces with a FAISS index
+MAX_VOTERS = 32  # query seconds (evenly spaced) that search the per-second index
 
 
 def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -282,6 +286,8 @@ class SegmentSpace(_Nearest):
     scale: np.ndarray  # (D,) per-dimension scale (the std, or ones when only centring)
     ann: VectorIndex | None = None
     norms: np.ndarray | None = None  # (S,) with a FAISS index: each stored second's length once centred and scaled
+    second_ann: VectorIndex | None = None  # with `ann`: FAISS over every prepared second (ids: seconds)
+    second_hits: int = 32  # library seconds each query second asks `second_ann` for
 
     metric = "ip"
 
@@ -377,6 +383,42 @@ class SegmentSpace(_Nearest):
     def summary(self, q: np.ndarray) -> np.ndarray:
         return _normalise_rows(q.mean(axis=0))
 
+    def candidates(self, q: np.ndarray, c: int) -> np.ndarray | None:
+        """The summary index's candidates and, when the space holds clips longer than the query,
+        the clips the query's seconds vote for (`voted`)."""
+        pos = super().candidates(q, c)
+        if pos is None or self.second_ann is None or len(q) >= self.longest:
+            return pos
+        return np.union1d(pos, self.voted(q))
+
+    def voted(self, q: np.ndarray) -> np.ndarray:
+        """Positions of the clips whose seconds are among the nearest of most query seconds, most
+        votes first (one vote per query second and clip; `second_ann.candidates` of them).
+
+        A clip's summary is its mean second: an excerpt of a long video, one scene of many, can be
+        far from it, while the excerpt's seconds still find the video's own seconds."""
+        if self.second_ann is None or not len(q):
+            return np.zeros(0, np.int64)
+        voters = q if len(q) <= MAX_VOTERS else q[np.linspace(0, len(q) - 1, MAX_VOTERS).round().astype(int)]
+        ids = self.second_ann.search(voters, self.second_hits)  # (T, hits) second positions, -1: none
+        t, found = np.nonzero(ids >= 0)
+        clips = np.searchsorted(self.offsets, ids[t, found], side="right") - 1
+        pairs = np.unique(t * len(self.rows) + clips)  # one vote per (query second, clip)
+        clips, votes = np.unique(pairs % len(self.rows), return_counts=True)
+        return clips[np.argsort(-votes, kind="stable")[:self.second_ann.candidates]]
+
+    @cached_property
+    def longest(self) -> int:
+        """Seconds of the longest clip."""
+        return int(np.diff(self.offsets).max()) if len(self.rows) else 0
+
+    def prepared(self, out: np.ndarray) -> np.ndarray:
+        """Every second prepared (centred, scaled, L2-normalised), written into `out` (S, D) chunk
+        by chunk: the vectors of the per-second index."""
+        for a in range(0, len(self.seconds), CHUNK):
+            out[a:a + CHUNK] = self._prepare(_float32(self.seconds[a:a + CHUNK]))
+        return out
+
     def summaries(self, out: np.ndarray | None = None) -> np.ndarray:
         """(M, D) float16: each clip's mean prepared second, L2-normalised (the FAISS vectors, which
         only propose candidates: half the memory of float32 while the index is built); written into
@@ -410,14 +452,35 @@ def from_arrays(kind: str, modality: str, arrays: dict[str, np.ndarray]) -> Spac
     return KINDS[kind](modality=modality, **arrays)
 
 
-def add_index(space: Space, cfg: IndexConfig, seed: int = 0, label: str = "") -> Space:
+def add_index(space: Space, cfg: IndexConfig, seed: int = 0, label: str = "", seconds: bool = True) -> Space:
     """The space with a FAISS index when it is larger than cfg.exact_max; unchanged otherwise.
-    (`Index.save` then stores its vectors as float16.)"""
+    (`Index.save` then stores its vectors as float16.) A per-second space also gets an index over
+    every second, with `seconds` and `cfg.segment_candidates` > 0."""
     from vidsim import ann  # noqa: PLC0415 - faiss only for large libraries
 
     if not ann.needs_index(len(space.rows), cfg):
         return space
-    space.ann = ann.VectorIndex.build(space.summaries(), space.metric, cfg, seed, label or space.modality)
+    label = label or space.modality
+    space.ann = ann.VectorIndex.build(space.summaries(), space.metric, cfg, seed, label)
     if isinstance(space, SegmentSpace):
         space.norms = space.row_norms()
+        if seconds and cfg.segment_candidates > 0:
+            space.second_ann = second_index(space, cfg, seed, f"{label} seconds")
+            space.second_hits = cfg.segment_hits
     return space
+
+
+def second_index(space: SegmentSpace, cfg: IndexConfig, seed: int = 0, label: str = "seconds") -> VectorIndex:
+    """FAISS over every prepared second of a space (through a memory-mapped float16 file: at a
+    million 4-s clips, 4 GB the kernel can page out; `ann.vote_factory`), proposing
+    `cfg.segment_candidates` clips."""
+    from vidsim import ann  # noqa: PLC0415 - faiss only for large libraries
+
+    with tempfile.TemporaryDirectory(prefix="vidsim-seconds-") as tmp:
+        vectors = space.prepared(open_array(Path(tmp) / "seconds.npy", space.seconds.shape, COMPACT))
+        index = ann.VectorIndex.build(vectors, "ip", cfg, seed, label,
+                                      ann.vote_factory(cfg.factory, len(vectors), vectors.shape[1]))
+        del vectors
+    index.candidates = cfg.segment_candidates
+    index.set_nprobe(cfg.segment_nprobe)
+    return index
