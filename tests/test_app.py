@@ -269,3 +269,17 @@ def test_the_disagreement_line_names_each_search_once():
                     "Only the audio-visual search found d\\.mp4.")
     assert disagreement(result("audio", ["a.mp4", "b.mp4"]), result("visual", ["b.mp4", "a.mp4"])) == \
         "Audio only and visual only return the same 2 clips."
+
+
+def test_the_timeline_places_the_match_in_the_clip_in_one_short_line():
+    import sys
+
+    from vidsim.excerpts import Match
+
+    sys.path.insert(0, str(ROOT / "streamlit_app"))
+    from components.results import timeline
+
+    bar = timeline(Match(0.0, 122.0, 18.5, 0.5, 1.0), 150.0).strip("`")
+    assert len(bar) == 20 and bar == "─" * 16 + "███" + "─"  # 122-140.5 s of 150: cells 16.3-18.7
+    assert timeline(Match(0.0, 0.0, 4.0, 0.5, 1.0), None).strip("`") == "█" * 20  # no length: the span's end
+    assert timeline(Match(0.0, 149.6, 0.4, 0.5, 1.0), 150.0).strip("`").endswith("─█")  # at least one cell

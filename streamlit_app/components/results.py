@@ -50,8 +50,9 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
                 show_video(hit.path, start=start)
 
 
-def timeline(match: Match, duration: float | None, cells: int = 30) -> str:
-    """Where in the clip the matched seconds lie, as a bar of `cells` (the clip's length)."""
+def timeline(match: Match, duration: float | None, cells: int = 20) -> str:
+    """Where in the clip the matched seconds lie, as a bar of `cells` (the clip's length; 30
+    wrapped onto a second line in a result card's text column at 1500 px)."""
     total = float(duration) if duration and duration == duration and duration > 0 else \
         match.clip_start + match.seconds
     lo = int(cells * match.clip_start / total)
