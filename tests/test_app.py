@@ -80,6 +80,9 @@ def test_each_hit_says_where_it_matches_and_plays_from_there(app_in, project, bu
     assert any(set(c.value.strip("`")) == {"─", "█"} and c.value.endswith("█`") for c in at.caption)
     play = [t for t in at.toggle if t.key == f"audio_visual-play-{rank}"][0]
     assert play.label == "▶ play from the match"
+    play.set_value(True).run()
+    starts = [v.proto.start_time for v in at.get("video")]
+    assert any(10 <= s <= 22 for s in starts), starts  # the video's own player, at the match
 
 
 @pytest.mark.slow
