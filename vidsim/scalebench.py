@@ -12,8 +12,9 @@ On a synthetic library of N clips shaped like the featurize stage's output (`vid
    the same space, on the first `--recall-queries` queries; and of the audio-visual search
    (`FusedIndex` candidates) against an exact late-fusion scan (`exact_fused`), beside the union of
    both modalities' own candidates;
-5. excerpt search: the first half of library clips (with noise) as queries, with the per-second
-   indexes and without them (`excerpt_search`).
+5. audio-visual search with the FusedIndex against the union of both modalities' candidates, the
+   same queries alternating (`fused_vs_union`); excerpt search: the first half of library clips
+   (with noise) as queries, with the per-second indexes and without them (`excerpt_search`).
 
 `--search-only` repeats steps 2-5 on the index a previous run left (`--recall-queries 0` skips
 step 4). Figures print as Markdown tables; the data lives in data/bench/scale-N (delete it
@@ -218,6 +219,30 @@ def fused_recall(lib, queries, count: int, method: str = "vidsim") -> tuple[dict
     return {k: tuple(np.mean(v, axis=0)) for k, v in found.items()}, float(np.median(scan))
 
 
+def fused_vs_union(lib, queries, method: str = "vidsim", passes: int = 2) -> dict[str, tuple[float, float]]:
+    """Audio-visual search with the method's FusedIndex proposing the candidates and without it
+    (the union of both modalities' own candidates: the naive reference), alternating per query,
+    over `passes` passes of which the last is timed: {path: (p50 ms, p99 ms)}."""
+    fused = lib.index.fused[method]
+    times: dict[str, list[float]] = {"FusedIndex": [], "union": []}
+    try:
+        for p in range(passes):
+            for i in range(len(queries.clips)):
+                feats = queries.clip(i)
+                for label in (("FusedIndex", "union") if i % 2 else ("union", "FusedIndex")):
+                    if label == "FusedIndex":
+                        lib.index.fused[method] = fused
+                    else:
+                        lib.index.fused.pop(method, None)
+                    t = time.perf_counter()
+                    lib.query_features(feats, "audio_visual", k=10, method=method)
+                    if p == passes - 1:
+                        times[label].append(time.perf_counter() - t)
+    finally:
+        lib.index.fused[method] = fused
+    return {label: (_pct(v, 50), _pct(v, 99)) for label, v in times.items()}
+
+
 def excerpt_search(lib, library, count: int, seconds: int = 2, seed: int = 0
                    ) -> list[tuple[str, str, float, float, float, float]]:
     """Excerpts of library clips as queries: the first `seconds` of each of `count` random library
@@ -299,6 +324,7 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         lat = latency(lib, qs)
         rec = recall(lib, qs, recall_queries) if recall_queries > 0 else []
         fused = fused_recall(lib, qs, recall_queries) if recall_queries > 0 and "vidsim" in lib.index.fused else None
+        paths = fused_vs_union(lib, qs) if "vidsim" in lib.index.fused else {}
         has_seconds = lib.index.spaces["vidsim.visual"].second_ann is not None
         parts = excerpt_search(lib, load_features(lib_dir), min(queries, 100), seconds // 2) \
             if has_seconds and seconds > 1 else []
@@ -316,6 +342,11 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
             print(f"| {label} | {r:.3f} | {p:.3f} |")
         print(f"\n(FusedIndex: {lib.index.fused['vidsim'].ann.candidates} candidates; union: "
               f"{lib.index.manifest['index']['candidates']} per modality; exact scan {fused[1]:.0f} s per query)")
+    if paths:
+        f, u = paths["FusedIndex"], paths["union"]
+        print(f"\nvidsim audio_visual, the same {len(qs.clips)} queries alternating (second pass): FusedIndex "
+              f"{f[0]:.2f} ms p50 / {f[1]:.2f} p99, union of both modalities' candidates {u[0]:.2f} / {u[1]:.2f}: "
+              f"{u[0] / f[0]:.2f}x")
     if parts:
         print(f"\n| excerpts: the first {seconds // 2} s of {min(queries, 100)} library clips, with noise | path | "
               "source R@1 | R@10 | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
