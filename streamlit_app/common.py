@@ -72,9 +72,10 @@ def library_or_stop() -> Library:
         st.stop()
     except NotBuilt as exc:
         st.warning(f"The library has not been built yet: {plain(str(exc))}")
-        st.markdown("Build the demo library (or your own, see `params.yaml`) with:")
-        st.code("make demo        # installs everything and runs the pipeline\n"
-                "# or, in an installed environment:\ndvc repro", language="bash")
+        st.markdown("Build the demo library, or your own folder of videos, with:")
+        st.code("make demo              # installs everything and indexes the demo library\n"
+                "# or, in an installed environment:\n"
+                "vidsim index ~/Videos  # your own folder (or: dvc repro, see params.yaml)", language="bash")
         st.stop()
 
 
@@ -83,7 +84,7 @@ def plain(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
 
 
-def show_video(source: str | bytes, where=st, start: float = 0.0) -> None:
+def show_video(source: str | bytes, where=st, start: float = 0.0, autoplay: bool = False) -> None:
     """A player for an upload's bytes or a library file (from `start` seconds: a hit's matched
     span); a note instead when the file has gone or is not a media file inside the indexed library
     folder (only those are served)."""
@@ -96,4 +97,4 @@ def show_video(source: str | bytes, where=st, start: float = 0.0) -> None:
             where.caption(f"(not shown: {plain(Path(source).name)} is not a video inside the library folder)")
             return
         source = str(path)
-    where.video(source, start_time=int(start))
+    where.video(source, start_time=int(start), autoplay=autoplay)

@@ -47,6 +47,8 @@ def project(tmp_path_factory) -> Path:
     a clip without sound); two excerpts of the video and two distractors as excerpt queries."""
     proj = tmp_path_factory.mktemp("proj")
     shutil.copy(ROOT / "dvc.yaml", proj)
+    (proj / "demo").mkdir()
+    shutil.copy(ROOT / "demo/dvc.yaml", proj / "demo")
     # the stages' code deps; the stages themselves run the installed vidsim, the same code
     shutil.copytree(ROOT / "vidsim", proj / "vidsim", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -55,13 +57,13 @@ def project(tmp_path_factory) -> Path:
                           clip_seconds=4.0, width=160, height=90, fps=10, start_s=5.0,
                           videos=1, outside_videos=1, video_seconds=[18.0, 22.0], photo_seconds=6.0,
                           excerpts_per_video=2, excerpt_seconds=[5.0, 8.0], reuploads=1, reupload_seconds=6.0)
-    params["library"] = {"dir": "mylib", "labels": "labels.csv", "queries": "data/demo/queries",
-                         "excerpts": "data/demo/excerpts"}
+    params["library"] = {"dir": "mylib", "labels": "labels.csv"}
+    params["evaluation"] = {"queries": "data/demo/queries", "excerpts": "data/demo/excerpts"}
     params["train"].update(epochs=300)
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "init", "--no-scm", "-q"], proj)
     run(["dvc", "config", "core.analytics", "false"], proj)
-    run(["dvc", "repro", "demo"], proj)
+    run(["dvc", "repro", "demo/dvc.yaml:demo"], proj)
     lib = proj / "mylib"
     shutil.copytree(proj / "data/demo/library", lib)
     (lib / "broken.mp4").write_bytes(np.random.default_rng(1).bytes(5000))

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import ffmpeg
 
 from vidsim import media
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def lazy_import(name: str) -> ModuleType:
+    """The module, imported on first use (importlib's LazyLoader): a test module whose tests are
+    mostly slow does not make the fast tier's collection import torch, open_clip and the like."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
 
 
 def make_clip(path: Path, seconds: float, audio: bool = True, video: bool = True,

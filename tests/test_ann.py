@@ -92,6 +92,7 @@ def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):
         assert np.mean(recalls) >= 0.98, (key, np.mean(recalls))
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_large_segment_spaces_re_rank_stored_seconds_through_their_norms(libraries, queries):
     """With a FAISS index, a segment space keeps each second's length and scores the stored
     (float16) seconds without preparing them: the same distances as preparing them first."""
@@ -208,6 +209,7 @@ def test_a_large_latent_space_is_indexed_too():
     np.testing.assert_allclose(d, np.sort(full)[:5], rtol=1e-6)
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_a_large_library_ranks_like_a_full_scan(libraries, queries):
     """Every space finds the clips a full scan finds. Late fusion's candidates come from one
     index over both modalities (so its query expansion picks its hits among them): it finds as many
@@ -237,6 +239,7 @@ def test_a_large_library_ranks_like_a_full_scan(libraries, queries):
     assert np.mean(relevant["large"]) >= np.mean(relevant["exact"]) - 0.01 > 0.5, relevant
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_late_fusion_takes_its_candidates_from_one_index_weighted_per_query(libraries, queries):
     """A large library's audio-visual search asks one FAISS index over both modalities' summaries,
     whose inner product with the query is the weighted sum of the two cosines (each weight times
@@ -261,6 +264,7 @@ def test_late_fusion_takes_its_candidates_from_one_index_weighted_per_query(libr
     assert not audio_only[synthetic.AUDIO_DIM:].any()
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_every_hit_says_where_it_matches_and_evaluation_skips_that(libraries, feats):
     """A library clip as the query matches itself second for second (the same footage); other
     clips of its song and look match less well. Ranking for evaluation (every clip) computes no
@@ -279,6 +283,7 @@ def test_every_hit_says_where_it_matches_and_evaluation_skips_that(libraries, fe
         assert all(h.match is None for h in lib.rank_all(feats.clip(7), "audio_visual", depth=20).hits)
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_more_like_this_and_exclusions_work_on_a_large_library(libraries):
     _, large = libraries
     clip = large.index.clips["clip"].iloc[7]
@@ -288,6 +293,7 @@ def test_more_like_this_and_exclusions_work_on_a_large_library(libraries):
     assert len(without.hits) == 3 and clip not in [h.clip for h in without.hits]
 
 
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_index_folder_shares_arrays_memory_maps_them_and_refuses_foreign_paths(feats, libraries, tmp_path,
                                                                               monkeypatch):
     _, large = libraries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -78,11 +79,14 @@ def test_each_hit_says_where_it_matches_and_plays_from_there(app_in, project, bu
     spans = [c.value for c in at.caption if "of the query at" in c.value]
     assert any(c.startswith("**same footage** · matches 0:00-0:06 of the query at 0:1") for c in spans), spans
     assert any(set(c.value.strip("`")) == {"─", "█"} and c.value.endswith("█`") for c in at.caption)
-    play = [t for t in at.toggle if t.key == f"audio_visual-play-{rank}"][0]
-    assert play.label == "▶ play from the match"
-    play.set_value(True).run()
-    starts = [v.proto.start_time for v in at.get("video")]
-    assert any(10 <= s <= 22 for s in starts), starts  # the video's own player, at the match
+    assert not [v for v in at.get("video") if v.proto.autoplay]  # the query's player only: none of a hit's
+    play = at.button(key=f"audio_visual-play-{rank}-open")
+    assert re.fullmatch(r"▶ play from 0:[12]\d \(the match\)", play.label), play.label
+    play.click().run()
+    playing = [v.proto.start_time for v in at.get("video") if v.proto.autoplay]
+    assert len(playing) == 1 and 10 <= playing[0] <= 22, playing  # the video's own player, at the match
+    at.button(key=f"audio_visual-play-{rank}-close").click().run()
+    assert not [v for v in at.get("video") if v.proto.autoplay]
 
 
 @pytest.mark.slow
@@ -109,10 +113,32 @@ def test_library_page_lists_status_metrics_and_losses(app_in, project, built):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["failed files"] == "1" and metrics["missing audio"] == "1"
     assert "efficientnet-lite0" in " ".join(m.value for m in at.markdown)
-    assert len(at.dataframe) == 2  # clips with status, evaluation metrics
-    table = at.dataframe[0].value.set_index("clip")
-    assert table.loc["broken.mp4", "state"] == "failed"
-    assert table.loc["silent.mp4", "state"] == "missing audio"
+    # a gallery: a card per clip with its thumbnail, name, length and labels; the failed one says why
+    status = pd.read_csv(project / "data/index/status.csv", keep_default_na=False)
+    cards = [m.value for m in at.markdown if m.value.startswith("**") and m.value.endswith("\\.mp4**")]
+    assert len(cards) == len(status) and "**broken\\.mp4**" in cards
+    assert len(at.get("imgs")) == int(((status["status"] == "ok") & (status["has_video"] == "True")).sum())
+    captions = [c.value for c in at.caption]
+    assert "0:04 · generated\\-track\\-01 / nature" in captions
+    assert "0:03 · missing audio" in captions and ":red[not a readable video" in " ".join(captions)
+    assert len(at.dataframe) == 1  # the evaluation metrics; the clips are cards
+    # filters: state, then a name; then the table view of what is left
+    at.multiselect(key="library_states").set_value(["failed", "missing audio"]).run()
+    cards = [m.value for m in at.markdown if m.value.endswith("\\.mp4**")]
+    assert cards == ["**broken\\.mp4**", "**silent\\.mp4**"]
+    assert any(c.value == f"clips 1-2 of 2 (filtered from {len(status)})" for c in at.caption)
+    at.text_input(key="library_filter").input("SIL").run()
+    at.segmented_control(key="library_view").set_value("Table").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table.to_dict("records") == [{"clip": "silent.mp4", "state": "missing audio", "length": "0:03",
+                                         "audio_label": "", "visual_label": "",
+                                         "reason": "no audio stream: indexed for visual only"}]
+    # find similar from a card: the search page, with that clip as the query
+    at.segmented_control(key="library_view").set_value("Gallery").run()
+    at.button(key="library-similar-silent.mp4").click().run()
+    assert not at.exception and at.session_state["query"]["clip"] == "silent.mp4"
+    assert at.title[0].value == "Find similar clips"
 
 
 @pytest.mark.slow

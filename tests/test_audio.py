@@ -112,6 +112,7 @@ def test_memoised_chroma_keeps_pyaudioanalysis_values_exactly():
     np.testing.assert_array_equal(memo_windows, windows)
 
 
+@pytest.mark.slow
 def test_log_mel_is_librosas():
     """The NumPy log-mel (no librosa import on the query path) equals librosa's melspectrogram."""
     import librosa

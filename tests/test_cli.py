@@ -38,3 +38,20 @@ def test_the_project_is_found_from_a_folder_inside_it(tmp_path):
     (tmp_path / "mylib" / "deep").mkdir(parents=True)
     assert find_project(tmp_path / "mylib" / "deep") == tmp_path
     assert find_project(tmp_path.parent) is None or find_project(tmp_path.parent) != tmp_path
+
+
+def test_index_refuses_a_missing_or_videoless_folder_and_leaves_params_alone(tmp_path):
+    from typer.testing import CliRunner
+
+    from vidsim.cli import app
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    params = "library:\n  dir: data/demo/library  # the demo\n"
+    (tmp_path / "params.yaml").write_text(params)
+    out = CliRunner().invoke(app, ["index", str(tmp_path / "nowhere"), "--project", str(tmp_path)])
+    assert out.exit_code == 2 and f"{tmp_path / 'nowhere'}: no such folder" in _message(out.output)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not a video")
+    out = CliRunner().invoke(app, ["index", str(tmp_path / "notes"), "--project", str(tmp_path)])
+    assert out.exit_code == 2 and "notes holds no video file (.mp4, .m4v" in _message(out.output)
+    assert (tmp_path / "params.yaml").read_text() == params

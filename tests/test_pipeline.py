@@ -23,7 +23,7 @@ def test_status_lists_failures_and_missing_streams(project, built):
 
 
 def test_held_out_metrics_per_method_side_by_side(project, built):
-    heldout = {m: json.loads((project / f"metrics/heldout/{m}.json").read_text())
+    heldout = {m: json.loads((project / f"metrics/queries/{m}.json").read_text())
                for m in ("vidsim", "original", "raw")}
     for metrics in heldout.values():
         assert set(metrics) == {"audio", "visual", "audio_visual"}
@@ -34,9 +34,9 @@ def test_held_out_metrics_per_method_side_by_side(project, built):
     assert heldout["vidsim"]["audio"]["recall@5"] >= 0.8
     loo = json.loads((project / "metrics/leave_one_out.json").read_text())
     assert set(loo) == {"vidsim", "original", "raw"}
-    sweep = pd.read_csv(project / "metrics/fusion_weights.csv")
+    sweep = pd.read_csv(project / "metrics/queries_by_weight.csv")
     assert list(sweep["audio_weight"]) == [round(0.1 * i, 1) for i in range(11)]
-    out = _run(["dvc", "metrics", "show", "metrics/heldout"], project)
+    out = _run(["dvc", "metrics", "show", "metrics/queries"], project)
     assert "vidsim.json" in out and "original.json" in out and "raw.json" in out
     assert "audio_visual.recall@1" in out
 
@@ -97,11 +97,15 @@ def test_excerpts_are_found_with_where_they_match(project, built):
     assert m["seconds"] >= 0.6 * true["seconds"] and hits[0]["same_footage"]
     text = _run(["vidsim", "query", f"data/demo/excerpts/{true['file']}", "-k", "1"], project)
     assert f"  1. {true['source']}  " in text and "of the query at 0:0" in text and "[same footage]" in text
-    metrics = json.loads((project / "metrics/excerpts.json").read_text())
+    metrics = {m: json.loads((project / f"metrics/excerpts/{m}.json").read_text())
+               for m in ("vidsim", "original", "raw")}
     av = metrics["vidsim"]["audio_visual"]
     assert (av["excerpts"], av["distractors"]) == (2, 2)
     assert av["recall@1"] == 1.0 and av["median_offset_error_s"] <= 1.0 and av["auc"] == 1.0
-    assert set(metrics) == {"vidsim", "original", "raw", "separating_thresholds"}
+    assert 0 < av["separating_threshold"] < 1 and "separating_threshold" not in metrics["raw"]["audio_visual"]
+    sweep = pd.read_csv(project / "metrics/excerpts_by_weight.csv")
+    assert list(sweep["audio_weight"]) == [round(0.1 * i, 1) for i in range(11)]
+    assert sweep["recall@1"].between(0, 1).all()
 
 
 def test_duplicates_lists_the_re_upload_of_a_video(project, built):
@@ -112,3 +116,31 @@ def test_duplicates_lists_the_re_upload_of_a_video(project, built):
     assert [sorted((p["clip"], p["duplicate"])) for p in pairs] == [sorted((video, reupload))]
     text = _run(["vidsim", "duplicates"], project)
     assert "1 near-duplicate pair " in text and f"{video}" in text and f"{reupload}" in text
+
+
+def test_vidsim_index_builds_an_own_folder_without_the_demo(project, tmp_path):
+    """`vidsim index DIR` points a fresh project at a folder outside it and runs the pipeline:
+    nothing of the demo is built, no held-out set is scored, and the library answers queries."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(project / name, proj)
+    shutil.copytree(project / "demo", proj / "demo", ignore=shutil.ignore_patterns("dvc.lock"))
+    shutil.copytree(project / "vidsim", proj / "vidsim")
+    _run(["dvc", "init", "--no-scm", "-q"], proj)
+    videos = tmp_path / "my videos"
+    videos.mkdir()
+    for clip in sorted((project / "data/demo/library").glob("generated-track-0*--nature-*.mp4"))[:4]:
+        shutil.copy(clip, videos)
+    out = _run(["vidsim", "index", str(videos), "--project", str(proj)], tmp_path)
+    assert f"library.dir: {videos}" in out and "evaluation: {} (leave-one-out over the library only)" in out
+    assert "demo/dvc.yaml" not in out and "heldout" not in out and "Running stage 'evaluate'" in out
+    assert not (proj / "data/demo").exists() and not (proj / "data/sources").exists()
+    status = pd.read_csv(proj / "data/index/status.csv", keep_default_na=False)
+    assert sorted(status["clip"]) == sorted(p.name for p in videos.glob("*.mp4"))
+    assert set(json.loads((proj / "metrics/leave_one_out.json").read_text())) == {"vidsim", "original", "raw"}
+    assert "evaluation: {}" in (proj / "params.yaml").read_text()
+    assert "Running stage" not in _run(["dvc", "repro"], proj)
+    clip = status["clip"].iloc[0]
+    out = _run(["vidsim", "query", str(videos / clip), "--json", "-k", "2", "--project", str(proj)], tmp_path)
+    assert json.loads(out[out.index("{"):])["hits"][0]["clip"] == clip

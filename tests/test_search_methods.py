@@ -14,7 +14,7 @@ from vidsim import methods, vae
 from vidsim.calibration import Calibration, fit
 from vidsim.config import VAEConfig
 from vidsim.dataset import Features, load_features
-from vidsim.evaluation import held_out, summarise
+from vidsim.evaluation import evaluate_set, held_out, summarise, with_labels
 from vidsim.index import Index
 from vidsim.modalities import ClipFeatures, clip_input, parse_weights
 from vidsim.search import Library
@@ -275,6 +275,18 @@ def test_summarise_at_a_depth_cut_counts_relevant_clips_beyond_it():
     assert m["queries"] == 2 and m["recall@1"] == 0.0 and m["recall@5"] == 0.5
     assert m["mAP@3"] == round((0 + (1 / 2) / 3) / 2, 4)
 
+
+def test_a_held_out_sets_labels_are_checked_and_taken_from_its_labels_csv():
+    clips = pd.DataFrame({"clip": ["a.mp4", "b.mp4"], "audio_label": ["old", "old"], "visual_label": ["x", "x"]})
+    feats = Features(clips, np.zeros((2, 138), np.float32), np.zeros((2, 4), np.float32), {}, {})
+    labels = pd.DataFrame({"file": ["b.mp4"], "audio_label": ["song"], "visual_label": ["sea"]})
+    relabelled = with_labels(feats, labels).clips
+    assert relabelled[["audio_label", "visual_label"]].values.tolist() == [["", ""], ["song", "sea"]]
+    assert feats.clips["audio_label"].tolist() == ["old", "old"]  # a copy
+    with pytest.raises(ValueError, match="no source, source_start column: a held-out excerpts set's"):
+        evaluate_set("excerpts", None, feats, labels)
+    with pytest.raises(ValueError, match="unknown evaluation set kind 'clips': use one of queries, excerpts"):
+        evaluate_set("clips", None, feats, labels)
 
 TEXT = "a red square on a night sky"
 

@@ -1,14 +1,21 @@
+"""The visual encoders: open_clip and the packaged EfficientNet-Lite0, their ONNX exports (fp32,
+int8), the fallback when weights are missing, and the query path's imports."""
+
 import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
-from vidsim import encoder as encoders
+from tests.helpers import lazy_import
 from vidsim.config import EncoderConfig
-from vidsim.features import visual
+
+# imported when a test first uses them: only the encoder tests (slow) need torch and open_clip
+torch = lazy_import("torch")
+encoders = lazy_import("vidsim.encoder")
+visual = lazy_import("vidsim.features.visual")
 
 
+@pytest.mark.slow
 def test_tiny_encoder_embeds_normalised_rows():
     model, preprocess, info = visual.create_encoder("tiny-test", "random")
     assert info.weights.startswith("random") and info.has_text  # a (random) text tower: tests only
@@ -18,6 +25,7 @@ def test_tiny_encoder_embeds_normalised_rows():
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_lite0_package_weights_load_exactly():
     model, _, info = visual.create_encoder("efficientnet-lite0", "package")
     assert info.dim == 1280 and info.image_size == 224 and not info.has_text
@@ -38,6 +46,7 @@ def test_lite0_key_rename():
         visual.lite0_key("_blocks.1.unknown.weight")
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_falls_back_and_says_so(caplog, tmp_path):
     cfg = EncoderConfig(model="ViT-B-32", pretrained=str(tmp_path / "nope.pt"))
     with caplog.at_level("WARNING"):
@@ -46,6 +55,7 @@ def test_missing_checkpoint_falls_back_and_says_so(caplog, tmp_path):
     assert "nope.pt not found" in caplog.text
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_without_fallback_raises(tmp_path):
     cfg = EncoderConfig(model="ViT-B-32", pretrained=str(tmp_path / "nope.pt"), fallback_model="")
     with pytest.raises(encoders.EncoderUnavailable, match="not found"):
@@ -65,8 +75,8 @@ def _photos(n: int, size: int) -> np.ndarray:
     return np.stack(out)
 
 
-@pytest.mark.parametrize("model,pretrained", [
-    ("tiny-test", "random"), pytest.param("efficientnet-lite0", "package", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("model,pretrained", [("tiny-test", "random"), ("efficientnet-lite0", "package")])
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_exported_encoder_matches_torch(model, pretrained, precision):
     """ONNX Runtime (fp32 and int8 matrix products) gives torch's embeddings within cosine 0.995."""
@@ -81,6 +91,7 @@ def test_exported_encoder_matches_torch(model, pretrained, precision):
     assert enc.info == dataclasses.replace(info, precision=precision)
 
 
+@pytest.mark.slow
 def test_export_is_cached_and_checked(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("VIDSIM_CACHE", str(tmp_path))
     first = encoders.load("tiny-test", "random", "fp32")
@@ -114,12 +125,14 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
         encoders.resolve_precision("fp16")
 
 
+@pytest.mark.slow
 def test_a_session_per_worker_gives_the_same_embeddings():
     enc = encoders.load("tiny-test", "random", "fp32")
     frames = _photos(5, enc.info.image_size)
     np.testing.assert_array_equal(enc.with_threads(1).embed(frames), enc.embed(frames))
 
 
+@pytest.mark.slow
 def test_query_path_imports_neither_torch_nor_open_clip():
     """A cold `vidsim query` stays fast by not importing torch (1.7 s) or open_clip (2+ s)."""
     import subprocess

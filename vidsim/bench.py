@@ -288,10 +288,11 @@ def main() -> None:
     if "library" not in args.skip:
         library_throughput(params)
     if "query" not in args.skip:
-        queries = sorted(Path(params["library"]["queries"]).glob("*.mp4"))
+        sets = params.get("evaluation") or {}
+        queries = sorted(Path(sets["queries"]).glob("*.mp4")) if "queries" in sets else []
         if not queries:
-            raise SystemExit("no query clips: run `make demo` first")
-        query_latency(queries[0], longest_excerpt(params["library"].get("excerpts")))
+            raise SystemExit("no held-out query clips (params.yaml evaluation.queries): run `make demo` first")
+        query_latency(queries[0], longest_excerpt(sets.get("excerpts")))
 
 
 def _machine() -> str:

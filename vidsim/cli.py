@@ -1,9 +1,13 @@
-"""`vidsim` command line: query the library with a clip, list its near duplicates, or report its status."""
+"""`vidsim` command line: index a folder of videos, query the library with a clip, list its near
+duplicates, or report its status."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -162,6 +166,51 @@ def duplicates(
     typer.echo(f"{len(pairs)} near-duplicate pair{'s' * (len(pairs) != 1)} (the same footage {scope})")
     for a, b, m in pairs:
         typer.echo(f"  {a}  ~  {b}  ({m.describe().replace('the query', a)}, score {m.score:.2f})")
+
+
+@app.command("index")
+def index_folder(
+    folder: Annotated[Path, typer.Argument(help="your folder of videos (searched recursively)")],
+    labels: Annotated[str | None, typer.Option(
+        help="an optional CSV in FOLDER: file, audio_label, visual_label [default: params library.labels]")] = None,
+    queries: Annotated[Path | None, typer.Option(
+        help="a folder of held-out query clips (with labels.csv) to score the library with")] = None,
+    excerpts: Annotated[Path | None, typer.Option(
+        help="a folder of excerpt queries (labels.csv: file, source, source_start) to score with")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Index FOLDER as the project's library: sets `library.dir` in params.yaml and runs `dvc repro`.
+
+    The pipeline is the one `dvc repro` runs (extract, featurize, train, encode, evaluate), with
+    its caches: indexing the same folder again after adding clips only processes the new ones.
+    Nothing of the demo is built for a folder of your own.
+    """
+    from vidsim.project import use_library
+
+    if project is not None and not (project / "dvc.yaml").is_file():
+        raise typer.BadParameter(f"{project} is not a vidsim project: it has no dvc.yaml", param_hint="--project")
+    root = project or find_project(Path.cwd())
+    if root is None:
+        raise typer.BadParameter(f"no vidsim project in {Path.cwd()} or above it (no dvc.yaml): run inside the "
+                                 "project, or pass --project DIR", param_hint="--project")
+    sets = {name: path for name, path in (("queries", queries), ("excerpts", excerpts)) if path is not None}
+    try:
+        change = use_library(root, folder, labels, sets or None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FOLDER") from None
+    (old_dir, new_dir), (old_sets, new_sets) = change.library, change.evaluation
+    typer.echo(f"params.yaml: library.dir: {new_dir}" + (f" (was {old_dir})" if old_dir != new_dir else ""))
+    if old_sets != new_sets:
+        typer.echo(f"params.yaml: evaluation: {new_sets or '{} (leave-one-out over the library only)'}"
+                   f" (was {old_sets or '{}'})")
+    typer.echo("running dvc repro ...")
+    # this environment's dvc, and its python for the stages, even where it is not activated
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=root, env=env, check=False)
+    if done.returncode != 0:
+        typer.echo(f"error: dvc repro failed (exit {done.returncode}); its log is above", err=True)
+        raise typer.Exit(done.returncode)
+    typer.echo("indexed. Query it: vidsim query CLIP.mp4, or open the app: streamlit run streamlit_app/main.py")
 
 
 @app.command()

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,75 @@ def weight_sweep(lib: Library, queries: Features, method: str = "vidsim", steps:
     return pd.DataFrame(rows)
 
 
-def excerpt_search(lib: Library, excerpts: Features, labels: pd.DataFrame, k: int = 5
+def excerpt_sweep(lib: Library, excerpts: Features, labels: pd.DataFrame, method: str = "vidsim",
+                  steps: int = 11) -> pd.DataFrame:
+    """Audio-visual excerpt search of late fusion for audio weights 0..1 (visual = 1 - audio)."""
+    rows = []
+    for w in progress(np.linspace(0, 1, steps), desc="fusion weights", unit="weight"):
+        weights = {"audio": float(w), "visual": float(1 - w)}
+        found, _ = excerpt_search(lib, excerpts, labels, methods=[method], modalities=["audio_visual"],
+                                  weights=weights)
+        if m := found.get(method, {}).get("audio_visual"):
+            rows.append({"audio_weight": round(float(w), 2), "recall@1": m["recall@1"],
+                         "median_offset_error_s": m["median_offset_error_s"], "auc": m["auc"]})
+    return pd.DataFrame(rows)
+
+
+def with_labels(features: Features, labels: pd.DataFrame) -> Features:
+    """The features with their clips' labels taken from a labels.csv table (file, audio_label,
+    visual_label): a clip it does not list is unlabelled."""
+    table = labels.drop_duplicates("file").set_index("file")
+    clips = features.clips.copy()
+    for column in RELEVANCE["audio_visual"]:
+        values = table[column].astype(str) if column in table else pd.Series(dtype=str)
+        clips[column] = clips["clip"].map(values).fillna("")
+    return replace(features, clips=clips)
+
+
+# the columns each kind of held-out set's labels.csv must have
+SET_KINDS = {"queries": ("file", "audio_label", "visual_label"), "excerpts": ("file", "source", "source_start")}
+
+
+def evaluate_set(kind: str, lib: Library, features: Features, labels: pd.DataFrame
+                 ) -> tuple[dict[str, dict[str, dict[str, float]]], pd.DataFrame]:
+    """One held-out set against the library for every method, and its late-fusion weight sweep.
+
+    Args:
+        kind: `queries` (clips that must not overlap the library, judged by their labels) or
+            `excerpts` (parts of library videos and distractors, judged by which clip and where).
+        labels: the set's labels.csv: file, audio_label, visual_label (queries) or file, source,
+            source_start (excerpts; an empty source is a distractor).
+
+    Returns (method -> modality -> metrics; for excerpts the default method's modalities also carry
+    `separating_threshold`, the match score that best separates true excerpts from distractors),
+    and the sweep (audio_weight, recall@1, ...).
+
+    Raises:
+        ValueError: an unknown kind, or labels without the kind's columns.
+    """
+    if kind not in SET_KINDS:
+        raise ValueError(f"unknown evaluation set kind {kind!r}: use one of {', '.join(SET_KINDS)}")
+    if missing := [c for c in SET_KINDS[kind] if c not in labels]:
+        raise ValueError(f"its labels.csv has no {', '.join(missing)} column: a held-out {kind} set's "
+                         f"labels.csv has {', '.join(SET_KINDS[kind])}")
+    if kind == "queries":
+        queries = with_labels(features, labels)
+        metrics = {method: held_out(lib, queries, method) for method in lib.methods}
+        for method, found in metrics.items():
+            if not found:
+                log.warning("no labelled held-out query: %s has no held-out metrics", method)
+        return metrics, weight_sweep(lib, queries, lib.default_method)
+    metrics, thresholds = excerpt_search(lib, features, labels)
+    log.info("same-footage thresholds that separate the excerpts from the distractors: %s "
+             "(search.same_footage: %s)", thresholds, lib.search_cfg.same_footage)
+    for modality, threshold in thresholds.items():
+        metrics[lib.default_method][modality]["separating_threshold"] = threshold
+    return metrics, excerpt_sweep(lib, features, labels, lib.default_method)
+
+
+def excerpt_search(lib: Library, excerpts: Features, labels: pd.DataFrame, k: int = 5,
+                   methods: list[str] | None = None, modalities: list[str] | None = None,
+                   weights: dict[str, float] | None = None,
                    ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, float]]:
     """Excerpt queries against the library, per method and modality: which clip each comes from
     (source Recall@1/@5 over the excerpts of library clips), where in it (the top hit's matched
@@ -153,6 +222,8 @@ def excerpt_search(lib: Library, excerpts: Features, labels: pd.DataFrame, k: in
     Args:
         labels: the excerpt folder's labels.csv: file, source (a library clip; empty for a
             distractor), source_start (seconds into the source where the excerpt begins).
+        methods, modalities, weights: only these methods and modalities (default: all), with
+            these late-fusion weights (default: the library's).
 
     Returns (metrics, the match-score threshold per modality that best separates true excerpts
     from distractors: the midpoint of the widest gap, for `search.same_footage`)."""
@@ -162,12 +233,13 @@ def excerpt_search(lib: Library, excerpts: Features, labels: pd.DataFrame, k: in
     known = [(i, table.loc[clip]) for i, clip in enumerate(excerpts.clips["clip"]) if clip in table.index]
     out: dict[str, dict[str, dict[str, float]]] = {}
     thresholds: dict[str, float] = {}
-    for method in lib.methods:
-        for modality in lib.modalities_of(method):
+    for method in methods or lib.methods:
+        for modality in modalities or lib.modalities_of(method):
             found1, found5, errors, scores, truth, flagged = [], [], [], [], [], []
             for i, row in known:
                 try:
-                    hits = lib.query_features(excerpts.clip(i), modality, k=k, method=method).hits
+                    hits = lib.query_features(excerpts.clip(i), modality, k=k, method=method,
+                                             weights=weights).hits
                 except ValueError:
                     continue
                 source = str(row.get("source", "") or "")
@@ -213,10 +285,10 @@ def _gap_threshold(positives: np.ndarray, negatives: np.ndarray) -> float:
     return round((float(np.median(positives)) + float(np.median(negatives))) / 2, 3)
 
 
-def metrics_table(metrics_dir: str | os.PathLike) -> pd.DataFrame:
-    """The evaluate stage's held-out figures as one table: a row per (method, modality)."""
+def metrics_table(metrics_dir: str | os.PathLike, kind: str = "queries") -> pd.DataFrame:
+    """One held-out set's figures (the `heldout` stage's) as one table: a row per (method, modality)."""
     rows = []
-    for path in sorted(Path(metrics_dir, "heldout").glob("*.json")):
+    for path in sorted(Path(metrics_dir, kind).glob("*.json")):
         for modality, values in json.loads(path.read_text(encoding="utf-8")).items():
             rows.append({"method": path.stem, "modality": modality, **values})
     return pd.DataFrame(rows)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 META_COLUMNS = ["sha256", "duration", "has_audio", "has_video", "format_name", "audio_stream", "video_stream"]
 LABEL_COLUMNS = ["audio_label", "visual_label"]
 STATUS_COLUMNS = ["clip", "path", "status", "reason", *META_COLUMNS, *LABEL_COLUMNS]
+THUMBNAIL_VERSION = 2  # how thumbnails are made (media.thumbnail); a cached one of another version is made again
 
 
 def list_videos(library: Path, extensions: tuple[str, ...]) -> list[Path]:
@@ -93,7 +94,8 @@ def _extract(path: Path, sha: str, cache: Path, thumbs: Path, cfg: ExtractConfig
     meta_path, thumb = cache / f"{sha}.json", thumbs / f"{sha}.jpg"
     if meta_path.exists():
         meta = read_json(meta_path)
-        if set(META_COLUMNS) <= set(meta) and (not meta["has_video"] or thumb.exists()):
+        if set(META_COLUMNS) <= set(meta) and (
+                not meta["has_video"] or (thumb.exists() and meta.get("thumbnail") == THUMBNAIL_VERSION)):
             return meta, True
     info = media.probe(path, cfg)
     if info.has_audio and not (cache / f"{sha}.wav").exists():
@@ -102,7 +104,7 @@ def _extract(path: Path, sha: str, cache: Path, thumbs: Path, cfg: ExtractConfig
         media.thumbnail(info, thumb, cfg)
     row = {"sha256": sha, "duration": round(info.duration, 3), "has_audio": info.has_audio,
            "has_video": info.has_video, "format_name": info.format_name,
-           "audio_stream": info.audio_stream, "video_stream": info.video_stream}
+           "audio_stream": info.audio_stream, "video_stream": info.video_stream, "thumbnail": THUMBNAIL_VERSION}
     write_json(meta_path, row)  # written last: its presence marks the entry complete
     return row, False
 

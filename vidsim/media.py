@@ -351,19 +351,24 @@ def _frames(info: MediaInfo, url: str, fd: int, rate: float, size: int, cfg: Ext
 
 
 def thumbnail(info: MediaInfo, jpg_path: str | os.PathLike, cfg: ExtractConfig = DEFAULT,
-              width: int = 320) -> None:
-    """Write one JPEG frame from a second into the clip (or its middle, if shorter)."""
+              width: int = 320, stretch_s: float = 20.0, candidates: int = 10) -> None:
+    """Write the clip's most representative frame as a JPEG: of `candidates` frames spread over
+    the middle `stretch_s` seconds (the whole of a shorter clip), the one closest to their average
+    colour histogram (ffmpeg's `thumbnail` filter), not a fade-in, a title card or a flat first
+    frame. The decoding it costs is bounded by the stretch, whatever the clip's length."""
     if not info.has_video:
         raise MediaError(info.path, "no video stream")
     jpg_path = Path(jpg_path)
     tmp = jpg_path.with_name(jpg_path.name + ".part")
-    at = min(1.0, info.duration / 2)
+    span = min(stretch_s, info.duration) if info.duration > 0 else stretch_s
+    at = max(0.0, info.duration / 2 - span / 2)
     try:
         with _source(info.path) as (url, fd):
-            stream = ffmpeg.output(
-                _stream(_input(info, url, cfg, ss=f"{at:.3f}"), info.video_stream, "v").filter("scale", width, -2),
-                "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4,
-            ).overwrite_output()
+            video = (_stream(_input(info, url, cfg, ss=f"{at:.3f}", t=f"{span:.3f}"), info.video_stream, "v")
+                     .filter("fps", f"{candidates / span:.6f}")
+                     .filter("thumbnail", candidates)
+                     .filter("scale", width, -2))
+            stream = ffmpeg.output(video, "file:" + str(tmp.resolve()), f="mjpeg", vframes=1, q=4).overwrite_output()
             run(_compile(stream, cfg), cfg.probe_timeout_s, info.path, (fd,))
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise MediaError(info.path, "no frame to make a thumbnail from")

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from vidsim import synthetic
@@ -107,10 +108,19 @@ def stages(lib: Path, queries: Path, root: Path, project: Path) -> list[tuple[st
                            "--plots", str(metrics / "train_loss.csv")], work)),
         ("encode", *_stage(["vidsim.stages.encode", str(lib), str(models), str(index),
                             "--thumbs", str(work / "thumbs")], work)),
-        ("evaluate", *_stage(["vidsim.stages.evaluate", str(index), str(models), str(queries),
-                              "--metrics", str(metrics / "heldout"), "--loo", str(metrics / "loo.json"),
-                              "--weights", str(metrics / "weights.csv")], work)),
+        ("evaluate", *_stage(["vidsim.stages.evaluate", str(index), str(models), str(metrics / "loo.json")], work)),
+        ("heldout", *_stage(["vidsim.stages.heldout", "queries", str(queries), str(_labels_csv(queries, work)),
+                             str(index), str(models), "--metrics", str(metrics / "queries"),
+                             "--sweep", str(metrics / "queries_by_weight.csv")], work)),
     ]
+
+
+def _labels_csv(queries: Path, work: Path) -> Path:
+    """The synthetic queries' labels as a held-out set's labels.csv (file, audio_label, visual_label)."""
+    clips = pd.read_csv(queries / "status.csv", keep_default_na=False)
+    path = work / "queries_labels.csv"
+    clips.rename(columns={"clip": "file"})[["file", "audio_label", "visual_label"]].to_csv(path, index=False)
+    return path
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -307,7 +317,7 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         for name, wall, peak, anon in stages(lib_dir, q_dir, root, project):
             print(f"| {name} | {wall:.0f} | {peak:,.0f} | {anon:,.0f} |")
     print(f"\nfeatures {_du(lib_dir):.1f} GB, index {_du(root / 'index'):.1f} GB on disk")
-    for path in sorted((root / "work/metrics/heldout").glob("*.json")):
+    for path in sorted((root / "work/metrics/queries").glob("*.json")):
         print(f"held-out {path.stem}: {read_json(path)}")
     t = time.perf_counter()
     lib = Library.load(root / "index", root / "work/models")

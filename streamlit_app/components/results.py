@@ -28,12 +28,12 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
         st.caption("late fusion · " + " · ".join(f"{m} {w:.0%}" for m, w in result.weights.items()))
     for hit in result.hits:
         with st.container(border=True):
-            thumb, text = st.columns([1, 2])
+            star = " ★" if hit.clip in shared else ""
+            st.markdown(f"**{hit.rank}. {plain(hit.clip)}**{star}")  # the card's width: names rarely wrap
+            thumb, text = st.columns([2, 3])
             path = lib.thumbnail(hit.clip)
             if path is not None:
                 thumb.image(str(path), width="stretch")
-            star = " ★" if hit.clip in shared else ""
-            text.markdown(f"**{hit.rank}. {plain(hit.clip)}**{star}")
             detail = (f"distance {hit.distance:.3f}" if hit.distance is not None
                       else " · ".join(f"{m} {100 * p:.0f}%" for m, p in hit.scores.items()))
             text.progress(min(max(hit.probability, 0.0), 1.0),
@@ -46,8 +46,28 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
             if text.button("more like this", key=f"{key}-more-{hit.rank}"):
                 st.session_state["query"] = {"name": hit.clip, "video": hit.path, "clip": hit.clip}
                 st.rerun()
-            if text.toggle("▶ play" + (" from the match" if start >= 1 else ""), key=f"{key}-play-{hit.rank}"):
-                show_video(hit.path, start=start)
+            with st.container():
+                player(hit.path, start, f"{key}-play-{hit.rank}")
+
+
+@st.fragment
+def player(path: str, start: float, key: str) -> None:
+    """A play button that opens the hit's player in its card, playing from `start` (the match):
+    only this card reruns, not the page."""
+    def toggle() -> None:  # a callback: the (fragment) rerun that follows already sees it
+        st.session_state[key] = not st.session_state.get(key, False)
+
+    if st.session_state.get(key):
+        show_video(path, start=start, autoplay=True)
+        st.button("close the player", key=f"{key}-close", on_click=toggle)
+    else:
+        st.button("▶ play" + (f" from {clock(start)} (the match)" if start >= 1 else ""), key=f"{key}-open",
+                  on_click=toggle)
+
+
+def clock(seconds: float) -> str:
+    """m:ss, as the match lines write times."""
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
 
 def timeline(match: Match, duration: float | None, cells: int = 20) -> str:
