@@ -81,7 +81,7 @@ def test_each_hit_says_where_it_matches_and_plays_from_there(app_in, project, bu
     assert any(set(c.value.strip("`")) == {"─", "█"} and c.value.endswith("█`") for c in at.caption)
     assert not [v for v in at.get("video") if v.proto.autoplay]  # the query's player only: none of a hit's
     play = at.button(key=f"audio_visual-play-{rank}-open")
-    assert re.fullmatch(r"▶ play from 0:[12]\d \(the match\)", play.label), play.label
+    assert re.fullmatch(r"▶ play from 0:[12]\d", play.label), play.label
     play.click().run()
     playing = [v.proto.start_time for v in at.get("video") if v.proto.autoplay]
     assert len(playing) == 1 and 10 <= playing[0] <= 22, playing  # the video's own player, at the match

@@ -89,3 +89,28 @@ def test_upload_shows_side_by_side_results_and_latent_plot(server, project):
             plot.screenshot(path=str(OUTPUT / "latent.png"))  # the first latent plot, legend included
         finally:
             browser.close()
+
+
+def test_library_page_is_a_gallery_of_thumbnails_with_a_search_box(server, project):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1500, "height": 2400})
+        try:
+            page.goto(server + "/library", wait_until="domcontentloaded")
+            expect(page.get_by_role("heading", name="Library")).to_be_visible(timeout=60_000)
+            images = page.locator("[data-testid='stMain'] img")
+            expect(images.first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(1500)
+            widths = images.evaluate_all("els => els.map(e => e.naturalWidth)")
+            assert len(widths) >= 12 and min(widths) >= 160, widths  # every card's thumbnail drew
+            page.screenshot(path=str(OUTPUT / "library.png"), full_page=True)
+            page.get_by_placeholder("part of a file name").fill("silent")
+            page.keyboard.press("Enter")
+            expect(page.get_by_text("clips 1-1 of 1 (filtered from")).to_be_visible(timeout=30_000)
+            assert "missing audio" in page.locator("[data-testid='stMain']").inner_text()
+        finally:
+            browser.close()

@@ -43,26 +43,28 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
                 start = hit.match.clip_start
                 text.caption(("**same footage** · " if hit.same_footage else "") + hit.match.describe())
                 text.caption(timeline(hit.match, lib.clip_info(hit.clip).get("duration")))
-            if text.button("more like this", key=f"{key}-more-{hit.rank}"):
-                st.session_state["query"] = {"name": hit.clip, "video": hit.path, "clip": hit.clip}
-                st.rerun()
-            with st.container():
-                player(hit.path, start, f"{key}-play-{hit.rank}")
+            actions(hit.clip, hit.path, start, f"{key}-play-{hit.rank}", f"{key}-more-{hit.rank}")
 
 
 @st.fragment
-def player(path: str, start: float, key: str) -> None:
-    """A play button that opens the hit's player in its card, playing from `start` (the match):
-    only this card reruns, not the page."""
-    def toggle() -> None:  # a callback: the (fragment) rerun that follows already sees it
-        st.session_state[key] = not st.session_state.get(key, False)
+def actions(clip: str, path: str, start: float, play_key: str, more_key: str) -> None:
+    """A hit's buttons: play (the player opens in the card and plays from `start`, the match; only
+    this card reruns, not the page) and more like this (the hit becomes the query)."""
+    opened = f"{clip}@{start:.1f}"  # another query's hit in this slot starts closed
 
-    if st.session_state.get(key):
+    def toggle() -> None:  # a callback: the (card's) rerun that follows already sees it
+        st.session_state[play_key] = None if st.session_state.get(play_key) == opened else opened
+
+    playing = st.session_state.get(play_key) == opened
+    play, more = st.columns(2)
+    play.button("■ close the player" if playing else "▶ play" + (f" from {clock(start)}" if start >= 1 else ""),
+                key=f"{play_key}-{'close' if playing else 'open'}", on_click=toggle, width="stretch",
+                help=None if playing or start < 1 else "from the start of the match")
+    if more.button("more like this", key=more_key, width="stretch"):
+        st.session_state["query"] = {"name": clip, "video": path, "clip": clip}
+        st.rerun()  # the whole page: a new query
+    if playing:
         show_video(path, start=start, autoplay=True)
-        st.button("close the player", key=f"{key}-close", on_click=toggle)
-    else:
-        st.button("▶ play" + (f" from {clock(start)} (the match)" if start >= 1 else ""), key=f"{key}-open",
-                  on_click=toggle)
 
 
 def clock(seconds: float) -> str:
