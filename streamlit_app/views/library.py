@@ -79,7 +79,8 @@ else:
                     st.markdown(f"**{plain(row['clip'])}**")
                     labels = " / ".join(plain(str(row.get(c) or "")) for c in ("audio_label", "visual_label")
                                         if row.get(c))
-                    st.caption(" · ".join(p for p in (duration_text(row.get("duration")), labels,
+                    length = duration_text(row.get("duration"))
+                    st.caption(" · ".join(p for p in (length if length != "–" else "", labels,
                                                       row["state"] if row["state"] != "indexed" else "") if p))
                     if row["state"] == "failed":
                         st.caption(f":red[{plain(str(row.get('reason') or 'unreadable'))}]")
