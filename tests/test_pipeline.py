@@ -144,3 +144,14 @@ def test_vidsim_index_builds_an_own_folder_without_the_demo(project, tmp_path):
     clip = status["clip"].iloc[0]
     out = _run(["vidsim", "query", str(videos / clip), "--json", "-k", "2", "--project", str(proj)], tmp_path)
     assert json.loads(out[out.index("{"):])["hits"][0]["clip"] == clip
+
+
+def test_a_hit_without_sound_says_so_instead_of_a_probability(project, built, clips):
+    """silent.mp4 (no audio stream) among the audio-visual hits of a clip with sound: fused with
+    the audio prior, shown as "audio: no sound", and listed as missing in the JSON."""
+    out = _run(["vidsim", "query", str(clips["av5"]), "-k", "16", "--json"], project)
+    hit = next(h for h in json.loads(out[out.index("{"):])["hits"] if h["clip"] == "silent.mp4")
+    assert hit["missing"] == ["audio"] and set(hit["scores"]) == {"audio", "visual"}
+    text = _run(["vidsim", "query", str(clips["av5"]), "-k", "16"], project)
+    line = next(x for x in text.splitlines() if ". silent.mp4 " in x)
+    assert "(audio: no sound  visual " in line

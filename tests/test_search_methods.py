@@ -406,3 +406,14 @@ def test_large_library_helpers_sample_points_and_find_clips(library):
     with pytest.raises(KeyError, match="not in the library") as err:
         lib.row_of("missing.mp4")
     assert str(err.value) == "'missing.mp4' is not in the library"  # no doubled quotes in messages
+
+
+def test_a_hit_shows_what_it_lacks_instead_of_the_prior_it_was_fused_with():
+    from vidsim.search import Hit
+
+    hit = Hit(rank=1, clip="a.mp4", path="/a.mp4", probability=0.4, distance=None,
+              scores={"audio": 0.5, "visual": 0.812}, missing=("audio",))
+    assert hit.score_text() == "audio: no sound · visual 81%"
+    both = Hit(2, "b.mp4", "/b.mp4", 0.4, None, {"audio": 0.5, "visual": 0.8})
+    assert both.score_text("  ") == "audio 50%  visual 80%"
+    assert hit.to_dict()["missing"] == ["audio"]

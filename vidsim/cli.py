@@ -132,8 +132,7 @@ def query(
                       else ", ".join(f"{m}: {100 * p:.1f}" for m, p in h.scores.items()))
             typer.echo(f"track{h.rank}: {h.clip}, probability: {100 * h.probability:.1f}, {detail}")
             continue
-        detail = (f"distance {h.distance:.3f}" if h.distance is not None
-                  else "  ".join(f"{m.replace('_', '-')} {100 * p:.0f}%" for m, p in h.scores.items()))
+        detail = f"distance {h.distance:.3f}" if h.distance is not None else h.score_text("  ")
         typer.echo(f"{h.rank:>3}. {h.clip}  {100 * h.probability:.1f}% similar  ({detail})")
         if h.match is not None and h.match.seconds > 0:
             typer.echo(f"     {h.match.describe()}" + ("  [same footage]" if h.same_footage else ""))

@@ -46,6 +46,11 @@ class UnknownClip(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# which status column says a clip has a modality, and what to say when it has not
+HAS_COLUMN = {"audio": "has_audio", "visual": "has_video"}
+LACKS = {"audio": "no sound", "visual": "no picture"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Hit:
     rank: int  # 1-based
@@ -56,11 +61,19 @@ class Hit:
     scores: dict[str, float]  # modality -> its probability for this hit (late fusion: each share)
     match: excerpts.Match | None = None  # where its seconds line up with the query's (None: a text query)
     same_footage: bool = False  # the match covers most of the shorter video, closely (a near duplicate)
+    missing: tuple[str, ...] = ()  # modalities of `scores` the clip lacks: fused with their prior
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["match"] = None if self.match is None else self.match.to_dict()
+        out["missing"] = list(self.missing)
         return out
+
+    def score_text(self, sep: str = " · ") -> str:
+        """Each modality's probability, or what the clip lacks ("audio: no sound"): a clip without
+        a modality is fused with that modality's prior, which is no similarity to show."""
+        return sep.join(f"{m.replace('_', '-')}: {LACKS[m]}" if m in self.missing
+                        else f"{m.replace('_', '-')} {100 * p:.0f}%" for m, p in self.scores.items())
 
 
 @dataclasses.dataclass
@@ -529,11 +542,13 @@ class Library:
               scores: list[dict[str, float]], spans: list[excerpts.Match | None] | None = None,
               modality: str = "") -> list[Hit]:
         names, paths = self.column("clip")[rows], self.column("path")[rows]
+        has = {m: self.column(column)[rows] for m, column in HAS_COLUMN.items() if column in self.index.clips}
         spans = spans or [None] * len(rows)
         threshold = self.search_cfg.same_footage.get(modality)
         return [Hit(rank=r + 1, clip=c, path=p, probability=float(pr),
                     distance=None if dist is None else float(dist[r]), scores=s, match=m,
-                    same_footage=threshold is not None and excerpts.same_footage(m, threshold))
+                    same_footage=threshold is not None and excerpts.same_footage(m, threshold),
+                    missing=tuple(x for x in s if x in has and not has[x][r]))
                 for r, (c, p, pr, s, m) in enumerate(zip(names, paths, probs, scores, spans))]
 
     def _matches(self, q: _Query, modality: str, rows: np.ndarray, weights: dict[str, float]

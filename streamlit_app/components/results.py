@@ -34,8 +34,7 @@ def results_column(lib: Library, result: QueryResult, shared: set[str], key: str
             path = lib.thumbnail(hit.clip)
             if path is not None:
                 thumb.image(str(path), width="stretch")
-            detail = (f"distance {hit.distance:.3f}" if hit.distance is not None
-                      else " · ".join(f"{m} {100 * p:.0f}%" for m, p in hit.scores.items()))
+            detail = f"distance {hit.distance:.3f}" if hit.distance is not None else hit.score_text()
             text.progress(min(max(hit.probability, 0.0), 1.0),
                           text=f"probability {100 * hit.probability:.1f}% · {detail}")
             start = 0.0
