@@ -51,9 +51,14 @@ def labels_of(table: pd.DataFrame, column: str) -> list[str]:
     return sorted(v for v in table[column].dropna().astype(str).unique() if v)
 
 
+def page_count(rows: int, size: int) -> int:
+    """Pages of `size` rows that `rows` rows fill (1 for none: an empty page)."""
+    return max(1, math.ceil(rows / size))
+
+
 def page(table: pd.DataFrame, number: int, size: int) -> tuple[pd.DataFrame, int]:
     """Page `number` (from 1, clamped to the last) of `size` rows, and how many pages there are."""
-    pages = max(1, math.ceil(len(table) / size))
+    pages = page_count(len(table), size)
     number = min(max(number, 1), pages)
     return table.iloc[(number - 1) * size:number * size], pages
 

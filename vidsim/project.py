@@ -3,7 +3,6 @@ edited in place with their comments kept, for `vidsim index DIR` (the same edit 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from ruamel.yaml import YAML
 
 from vidsim.config import ExtractConfig
 from vidsim.extraction import list_videos
+from vidsim.io import atomic_path
 
 SHELL_QUOTED = '"$`\\'  # what a shell still interprets between double quotes
 
@@ -76,9 +76,7 @@ def use_library(root: Path, folder: Path, labels: str | None = None,
         else:
             params["evaluation"] = sets
     new_sets = dict(params.get("evaluation") or {})
-    tmp = params_path.with_name(f".{params_path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(params_path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         yaml.dump(params, fh)
-    os.replace(tmp, params_path)
     return LibraryChange((old_dir, new_dir), ({k: str(v) for k, v in old_sets.items()},
                                               {k: str(v) for k, v in new_sets.items()}))

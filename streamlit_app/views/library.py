@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 from common import artifacts_stamp, folder, library_or_stop, load_library, plain
 
-from vidsim.catalog import STATES, ClipFilter, duration_text, labels_of, page, with_states
+from vidsim.catalog import STATES, ClipFilter, duration_text, labels_of, page, page_count, with_states
 from vidsim.evaluation import metrics_table
 from vidsim.modalities import TITLES
 
@@ -60,7 +60,7 @@ else:
     view = st.segmented_control("View", ["Gallery", "Table"], default="Gallery", key="library_view",
                                 label_visibility="collapsed") or "Gallery"
     size = GALLERY_PAGE if view == "Gallery" else TABLE_PAGE
-    pages = max(1, -(-len(shown) // size))
+    pages = page_count(len(shown), size)
     left, right = st.columns([1, 4], vertical_alignment="bottom")
     # no key: a new filter (another page count) starts again at page 1
     number = left.number_input(f"Page (of {pages:,})", 1, pages, 1) if pages > 1 else 1
