@@ -22,6 +22,7 @@ demo: install
 	@echo
 	@echo "Done. Open the app:     streamlit run streamlit_app/main.py"
 	@echo "Query from the shell:   vidsim query data/demo/queries/$$(ls data/demo/queries | grep mp4 | head -1) --modality audio"
+	@echo "Index your own videos:  vidsim index ~/Videos   (README, \"Your own library\")"
 	@echo "(activate the environment first: source $(VENV)/bin/activate)"
 
 test: install
