@@ -40,18 +40,26 @@ def find_project(start: Path) -> Path | None:
     return None
 
 
+def _project_root(project: Path | None, required: bool, alternative: str = "") -> Path | None:
+    """The project given (refused without a dvc.yaml), else the one found from the current folder;
+    None outside every project unless `required` (then a message saying how to name one)."""
+    if project is not None and not (project / "dvc.yaml").is_file():
+        raise typer.BadParameter(f"{project} is not a vidsim project: it has no dvc.yaml", param_hint="--project")
+    root = project or find_project(Path.cwd())
+    if root is None and required:
+        raise typer.BadParameter(f"no vidsim project in {Path.cwd()} or above it (no dvc.yaml): run inside the "
+                                 f"project, or pass --project DIR{alternative}", param_hint="--project")
+    return root
+
+
 def _load(index: Path | None, models: Path | None, project: Path | None, unverified: bool = False):
     """The library of the project given, or found from the current folder (its data/index and
     data/models unless told otherwise), checked against that project's dvc.lock."""
     from vidsim.integrity import IntegrityError
     from vidsim.search import Library, NotBuilt
 
-    if project is not None and not (project / "dvc.yaml").is_file():
-        raise typer.BadParameter(f"{project} is not a vidsim project: it has no dvc.yaml", param_hint="--project")
-    root = project or find_project(Path.cwd())
-    if root is None and index is None and not Path("data/index").exists():
-        raise typer.BadParameter(f"no vidsim project in {Path.cwd()} or above it (no dvc.yaml): run inside the "
-                                 "project, or pass --project DIR (or --index and --models)", param_hint="--project")
+    root = _project_root(project, required=index is None and not Path("data/index").exists(),
+                         alternative=" (or --index and --models)")
     root = root or Path(".")
     index = index if index is not None else root / "data/index"
     models = models if models is not None else root / "data/models"
@@ -186,12 +194,7 @@ def index_folder(
     """
     from vidsim.project import use_library
 
-    if project is not None and not (project / "dvc.yaml").is_file():
-        raise typer.BadParameter(f"{project} is not a vidsim project: it has no dvc.yaml", param_hint="--project")
-    root = project or find_project(Path.cwd())
-    if root is None:
-        raise typer.BadParameter(f"no vidsim project in {Path.cwd()} or above it (no dvc.yaml): run inside the "
-                                 "project, or pass --project DIR", param_hint="--project")
+    root = _project_root(project, required=True)
     sets = {name: path for name, path in (("queries", queries), ("excerpts", excerpts)) if path is not None}
     try:
         change = use_library(root, folder, labels, sets or None)
