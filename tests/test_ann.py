@@ -3,17 +3,19 @@ ranking like a full scan, the index folder round trip and calibration on a sampl
 
 from __future__ import annotations
 
+import gc
 import json
+import tempfile
 
 import numpy as np
 import pytest
 
-from vidsim import ann, fusedindex, methods, synthetic
+from vidsim import ann, fusedindex, methods, spaces, synthetic
 from vidsim import index as index_module
 from vidsim.config import IndexConfig
 from vidsim.index import Index
 from vidsim.search import Library
-from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, add_index
+from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, VectorSpace, add_index, to_float32
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
 LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
@@ -71,6 +73,33 @@ def test_vector_index_finds_each_vector_and_survives_a_round_trip(tmp_path, fact
     np.testing.assert_array_equal(back.search(x[:50], 5), ids)
     with pytest.raises(ValueError, match="unknown metric"):
         ann.VectorIndex(back.index, "cosine", 8, 5)
+
+
+def test_float16_rows_read_back_as_the_same_float32_values(tmp_path):
+    """Large spaces store float16 and re-rank in float32: every one of the 65,536 float16 values
+    (subnormals, infinities, NaNs) converts as NumPy converts it, from a read-only memory map too."""
+    every = np.arange(65536, dtype=np.uint16).view(np.float16).reshape(256, 256)
+    np.save(tmp_path / "x.npy", every)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for x in (every, mapped[10:20], mapped[np.array([3, 200, 7])]):
+        got = to_float32(x)
+        assert got.dtype == np.float32 and got.shape == x.shape
+        assert np.array_equal(got, np.asarray(x).astype(np.float32), equal_nan=True)
+
+
+def test_large_raw_spaces_are_built_in_scratch_files_not_in_memory(tmp_path, monkeypatch):
+    """A large library's compact raw vectors go to an unlinked memory-mapped file (no memory of their
+    size while the index is built), hold the same values as the in-memory path, and leave no file."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(spaces, "CHUNK", 16)
+    x = np.random.default_rng(0).standard_normal((100, 12)).astype(np.float32) * 3 + 1
+    rows = np.arange(100)
+    compact = VectorSpace.build("audio", rows, x, compact=True)
+    plain = VectorSpace.build("audio", rows, x)
+    gc.collect()
+    assert isinstance(compact.vectors, np.memmap) and compact.vectors.dtype == COMPACT
+    assert np.array_equal(compact.vectors, plain.vectors.astype(COMPACT))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):

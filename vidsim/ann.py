@@ -12,7 +12,6 @@ against dvc.lock with them before it is read.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -44,13 +43,6 @@ def _pad(x: np.ndarray, dim: int) -> np.ndarray:
     out = np.zeros((len(x), dim), np.float32)
     out[:, :x.shape[1]] = x
     return out
-
-
-@functools.cache
-def fp16_decoder(dim: int):
-    """A FAISS scalar quantiser that turns float16 rows into float32 (vectorised; bitwise NumPy's)."""
-    faiss = _faiss()
-    return faiss.ScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16)
 
 
 def needs_index(n: int, cfg: IndexConfig) -> bool:

@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from vidsim.calibration import Calibration
 from vidsim.config import IndexConfig
-from vidsim.io import open_array
-from vidsim.spaces import COMPACT, SegmentSpace, Space
+from vidsim.spaces import COMPACT, SegmentSpace, Space, scratch_array
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +45,19 @@ class FusedIndex:
         for space in spaces.values():
             rows = np.intersect1d(rows, space.rows)
         dims = tuple(int(space.summary(space.member(0)).shape[0]) for space in spaces.values())
-        with tempfile.TemporaryDirectory(prefix="vidsim-fused-") as tmp:
-            # side by side in a memory-mapped file: at a million clips 1.7 GB the kernel can page out
-            vectors = open_array(Path(tmp) / "vectors.npy", (len(rows), sum(dims)), COMPACT)
-            start = 0
-            for space, dim in zip(spaces.values(), dims):
-                if len(space.rows) == len(rows) and isinstance(space, SegmentSpace):
-                    space.summaries(out=vectors[:, start:start + dim])
-                else:
-                    summaries = space.summaries()
-                    vectors[:, start:start + dim] = summaries if len(space.rows) == len(rows) else \
-                        summaries[space.positions(rows)[0]]
-                start += dim
-            index = ann.VectorIndex.build(vectors, "ip", cfg, seed, label)
-            del vectors
+        # side by side in a scratch file: at a million clips 1.7 GB the kernel can page out
+        vectors = scratch_array((len(rows), sum(dims)), COMPACT)
+        start = 0
+        for space, dim in zip(spaces.values(), dims):
+            if len(space.rows) == len(rows) and isinstance(space, SegmentSpace):
+                space.summaries(out=vectors[:, start:start + dim])
+            else:
+                summaries = space.summaries()
+                vectors[:, start:start + dim] = summaries if len(space.rows) == len(rows) else \
+                    summaries[space.positions(rows)[0]]
+            start += dim
+        index = ann.VectorIndex.build(vectors, "ip", cfg, seed, label)
+        del vectors
         index.candidates = cfg.fused_candidates
         return cls(modalities, dims, rows, index)
 

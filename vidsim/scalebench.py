@@ -7,7 +7,10 @@ On a synthetic library of N clips shaped like the featurize stage's output (`vid
    held-out metrics `evaluate` writes;
 2. loading the index (`Library.load`, unverified: the arrays are memory-mapped);
 3. single-query search latency on one thread, p50 and p99 over held-out synthetic queries, for
-   every method and modality the index serves (what the app and the CLI call: `query_features`);
+   every method and modality the index serves (what the app and the CLI call: `query_features`),
+   with the pages as the stages left them (cold) and again after reading the whole index into the
+   page cache (warm: a server's steady state; at a million clips the features and the index do
+   not both fit in 24 GB);
 4. recall@10 of each space's FAISS search (candidates re-ranked exactly) against an exact scan of
    the same space, on the first `--recall-queries` queries; and of the audio-visual search
    (`FusedIndex` candidates) against an exact late-fusion scan (`exact_fused`), beside the union of
@@ -142,6 +145,17 @@ def table_load(path: Path, repeats: int = 5) -> tuple[float, float]:
     return a, b
 
 
+def page_in(folder: Path, block: int = 16 << 20) -> tuple[float, float]:
+    """Read every file under `folder` once, so its pages sit in the page cache (a search server's
+    steady state: its index hot in memory); (GB read, seconds)."""
+    t, total = time.perf_counter(), 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with path.open("rb", buffering=0) as fh:
+            while chunk := fh.read(block):
+                total += len(chunk)
+    return total / 1e9, time.perf_counter() - t
+
+
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000
 
@@ -272,6 +286,36 @@ def fused_vs_union(lib, queries, method: str = "vidsim", passes: int = 2) -> dic
     return {label: (_pct(v, 50), _pct(v, 99)) for label, v in times.items()}
 
 
+def conversion_paths(lib, queries, modality: str = "visual") -> dict[str, tuple[float, float]]:
+    """vidsim `modality` search with a large space's float16 rows converted by torch
+    (`spaces.to_float32`), by NumPy's own cast (the naive reference) and by FAISS' fp16 scalar
+    quantiser (the path before), alternating per query: {path: (p50 ms, p99 ms)}."""
+    import faiss  # noqa: PLC0415
+
+    from vidsim import spaces  # noqa: PLC0415
+
+    def faiss_decode(x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.float16 or x.ndim != 2:
+            return np.asarray(x, np.float32)
+        sq = faiss.ScalarQuantizer(x.shape[1], faiss.ScalarQuantizer.QT_fp16)
+        return sq.decode(np.ascontiguousarray(x).view(np.uint8))
+
+    ours = spaces.to_float32
+    paths = {"torch": ours, "NumPy astype": lambda x: np.asarray(x, np.float32), "FAISS decoder": faiss_decode}
+    times: dict[str, list[float]] = {label: [] for label in paths}
+    try:
+        for i in range(len(queries.clips)):
+            feats = queries.clip(i)
+            for label in np.roll(list(paths), i):  # each path first in turn
+                spaces.to_float32 = paths[label]
+                t = time.perf_counter()
+                lib.query_features(feats, modality, k=10, method="vidsim")
+                times[label].append(time.perf_counter() - t)
+    finally:
+        spaces.to_float32 = ours
+    return {label: (_pct(v, 50), _pct(v, 99)) for label, v in times.items()}
+
+
 def excerpt_search(lib, library, count: int, seconds: int = 2, seed: int = 0
                    ) -> list[tuple[str, str, float, float, float, float]]:
     """Excerpts of library clips as queries: the first `seconds` of each of `count` random library
@@ -348,19 +392,27 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
     table_load(root / "index" / "clips.csv")
     qs = load_features(q_dir)
     import faiss
+    import torch  # float16 rows are converted by torch (`spaces.to_float32`): one thread too
 
     faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
     with threadpool_limits(1):
         lat = latency(lib, qs)
+        gb, secs = page_in(root / "index")
+        warm = {(m, mod): (p50, p99) for m, mod, p50, p99, _ in latency(lib, qs)}
         rec = recall(lib, qs, recall_queries) if recall_queries > 0 else []
         fused = fused_recall(lib, qs, recall_queries) if recall_queries > 0 and "vidsim" in lib.index.fused else None
         paths = fused_vs_union(lib, qs) if "vidsim" in lib.index.fused else {}
+        converts = conversion_paths(lib, qs) if lib.index.spaces["vidsim.visual"].ann is not None else {}
         has_seconds = lib.index.spaces["vidsim.visual"].second_ann is not None
         parts = excerpt_search(lib, load_features(lib_dir), min(queries, 100), seconds // 2) \
             if has_seconds and seconds > 1 else []
-    print("\n| method | modality | p50 ms | p99 ms | queries |\n|---|---|---|---|---|")
+    print(f"\n(warm: after reading the index's {gb:.1f} GB into the page cache, {secs:.0f} s; cold: the pages as "
+          "the stages left them)\n\n| method | modality | p50 ms cold | p99 ms cold | p50 ms warm | p99 ms warm | "
+          "queries |\n|---|---|---|---|---|---|---|")
     for method, modality, p50, p99, count in lat:
-        print(f"| {method} | {modality} | {p50:.2f} | {p99:.2f} | {count} |")
+        w50, w99 = warm[method, modality]
+        print(f"| {method} | {modality} | {p50:.2f} | {p99:.2f} | {w50:.2f} | {w99:.2f} | {count} |")
     print("\n| space | nprobe | recall@10 vs exact scan | nearest() p50 ms | exact scan s (median) |\n"
           "|---|---|---|---|---|")
     for key, nprobe, r, ms, s in rec:
@@ -377,6 +429,11 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
         print(f"\nvidsim audio_visual, the same {len(qs.clips)} queries alternating (second pass): FusedIndex "
               f"{f[0]:.2f} ms p50 / {f[1]:.2f} p99, union of both modalities' candidates {u[0]:.2f} / {u[1]:.2f}: "
               f"{u[0] / f[0]:.2f}x")
+    if converts:
+        t, n, f = converts["torch"], converts["NumPy astype"], converts["FAISS decoder"]
+        print(f"\nvidsim visual, the same {len(qs.clips)} queries alternating, float16 rows converted by torch "
+              f"{t[0]:.2f} ms p50 / {t[1]:.2f} p99, by NumPy's cast {n[0]:.2f} / {n[1]:.2f} ({n[0] / t[0]:.2f}x), by "
+              f"FAISS' fp16 decoder {f[0]:.2f} / {f[1]:.2f} ({f[0] / t[0]:.2f}x)")
     if parts:
         print(f"\n| excerpts: the first {seconds // 2} s of {min(queries, 100)} library clips, with noise | path | "
               "source R@1 | R@10 | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
