@@ -42,8 +42,10 @@ def _load_library(stamp: tuple) -> Library:
     """Index and models, loaded once per process and artifacts' stamp, shared by every session
     (max_entries=1: a rebuilt library replaces the old one in memory)."""
     # the artifacts must match dvc.lock (a tampered file is never loaded); VIDSIM_UNVERIFIED=1 opts out
-    return Library.open(folder("INDEX", "data/index"), folder("MODELS", "data/models"),
-                        unverified=os.environ.get("VIDSIM_UNVERIFIED") == "1")
+    library = Library.open(folder("INDEX", "data/index"), folder("MODELS", "data/models"),
+                           unverified=os.environ.get("VIDSIM_UNVERIFIED") == "1")
+    library.warm_up()  # a large library's arrays, mapped in the background
+    return library
 
 
 def load_library() -> Library:

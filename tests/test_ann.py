@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import tempfile
 
 import numpy as np
@@ -359,6 +360,40 @@ def test_index_folder_shares_arrays_memory_maps_them_and_refuses_foreign_paths(f
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(Exception, match="not a readable index"):
         Library.load(copy, copy)
+
+
+def _resident_kb(path) -> int:
+    """Resident kB of this process' mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps", encoding="utf-8"):
+        first = line.split(maxsplit=1)[0]
+        if "-" in first and ":" not in first:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and first == "Rss:":
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux' /proc/self/smaps")
+def test_a_served_large_index_maps_its_arrays_in_the_background(libraries, feats, monkeypatch):
+    _, large = libraries
+    assert large.warm_up() is None  # its arrays are small enough to be read into memory: nothing to map
+    monkeypatch.setattr(index_module, "MMAP_MIN", 0)
+    mapped = Library.load(large.index_dir, large.index_dir)
+    arrays = mapped.index.mapped()
+    seconds = mapped.index.spaces["vidsim.visual"].seconds
+    assert any(a is seconds for a in arrays) and len({id(a) for a in arrays}) == len(arrays)
+    assert mapped.index.page_in(share=1e-9) == 0  # more than that share of the memory: left alone
+    assert _resident_kb(seconds.filename) < seconds.nbytes // 1024
+    thread = mapped.warm_up()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert _resident_kb(seconds.filename) >= seconds.nbytes // 1024  # every page mapped
+    assert mapped.index.page_in() == sum(a.nbytes for a in arrays)
+    first = feats.clip(3)
+    assert [h.clip for h in mapped.query_features(first, "visual").hits] == \
+        [h.clip for h in large.query_features(first, "visual").hits]
 
 
 def test_calibration_of_a_large_space_matches_every_pair_from_a_stratified_sample():

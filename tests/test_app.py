@@ -242,11 +242,17 @@ def test_a_running_app_loads_the_rebuilt_library(tmp_path, monkeypatch):
     (index / "manifest.json").write_text("{}")
     monkeypatch.setenv("VIDSIM_INDEX", str(index))
     monkeypatch.setenv("VIDSIM_MODELS", str(models))
-    opened = []
-    monkeypatch.setattr(common.Library, "open", classmethod(lambda cls, *args, **kw: opened.append(args) or object()))
+    opened, warmed = [], []
+
+    class Loaded:  # what Library.open returns, as far as the loader uses it
+        def warm_up(self):
+            warmed.append(self)
+
+    monkeypatch.setattr(common.Library, "open", classmethod(lambda cls, *args, **kw: opened.append(args) or Loaded()))
     common._load_library.clear()
     first = common.load_library()
     assert common.load_library() is first and len(opened) == 1
+    assert warmed == [first]  # a loaded library starts mapping its arrays once, in the background
     (index / "manifest.json").write_text('{"rebuilt": true}')
     second = common.load_library()
     assert second is not first and len(opened) == 2

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -149,6 +150,16 @@ class Library:
                     raise NotBuilt(f"model {models_dir / space.modality}.safetensors is missing: run `dvc repro`")
                 space.loader = functools.partial(load_model, models_dir, space.modality)
         return cls(index, index_dir)
+
+    def warm_up(self) -> threading.Thread | None:
+        """Map a large index's arrays into this process in a background thread (`Index.page_in`),
+        so a long-lived server's queries stop paying page faults; None for a small index (its
+        arrays are in memory)."""
+        if not self.index.mapped():
+            return None
+        thread = threading.Thread(target=self.index.page_in, name="vidsim-page-in", daemon=True)
+        thread.start()
+        return thread
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike = DEFAULT_INDEX, models_dir: str | os.PathLike = DEFAULT_MODELS,
