@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 
+import faiss
 import numpy as np
 import pytest
 
@@ -66,6 +67,8 @@ def test_vector_index_finds_each_vector_and_survives_a_round_trip(tmp_path, fact
     index = ann.VectorIndex.build(x, "l2", IndexConfig(factory=factory, nprobe=8, candidates=5))
     ids = index.search(x[:50], 5)
     assert ids.shape == (50, 5) and (ids[:, 0] == np.arange(50)).mean() >= 0.96
+    if factory == "auto":  # an inverted file, its quantiser trained with fewer k-means iterations than FAISS'
+        assert faiss.extract_index_ivf(index.index).cp.niter == ann.KMEANS_ITERATIONS < 25
     index.save(tmp_path / "x.faiss")
     back = ann.VectorIndex.load(tmp_path / "x.faiss", "l2", 8, 5)
     assert back.size == 3000 and back.dim == 16

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 METRICS = ("l2", "ip")  # Euclidean distance, or inner product of L2-normalised vectors (cosine)
 ADD_CHUNK = 65536  # vectors converted and added at once: bounds the memory a build needs
+# k-means iterations of an inverted file's quantiser: FAISS' 25 took twice as long at a million clips
+# (96 vs 47 s for 512-d summaries) for the same recall@10 after re-ranking (0.985, 20 queries)
+KMEANS_ITERATIONS = 10
 ALIGN = 16  # FAISS' SIMD scalar-quantiser kernels need a multiple of 16 dimensions (7x slower otherwise)
 
 
@@ -114,6 +117,10 @@ class VectorIndex:
         padded = -(-d // ALIGN) * ALIGN  # zeros appended to every vector change no distance
         index = faiss.index_factory(padded, factory,
                                     faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+        try:  # the coarse quantiser's k-means
+            faiss.extract_index_ivf(index).cp.niter = KMEANS_ITERATIONS
+        except RuntimeError:  # not an inverted file
+            pass
         try:  # product-quantised codes: no polysemous training (Hamming filtering we do not use; 7 s
             # on 1,800 vectors where the codebooks take 0.1 s)
             faiss.downcast_index(faiss.extract_index_ivf(index)).do_polysemous_training = False
