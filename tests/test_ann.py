@@ -125,6 +125,32 @@ def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):
         assert np.mean(recalls) >= 0.98, (key, np.mean(recalls))
 
 
+def test_a_query_reads_its_candidates_seconds_once_for_its_expansion_and_its_hits(feats, queries):
+    """A large space's scoring keeps the candidates' seconds it read: the expansion hits and the
+    hits' matched spans take theirs from there, the same prepared rows as reading them again; only
+    clips outside the candidates are read from the stored seconds."""
+    for modality in ("audio", "visual"):
+        space = SegmentSpace.build(modality, np.arange(len(feats.clips)), feats.offsets[modality],
+                                   feats.seconds[modality], standardise=modality == "audio")
+        space.seconds = np.asarray(space.seconds, COMPACT)  # as a saved large index holds them
+        space = add_index(space, LARGE, seconds=False)
+        q = space.query(queries.clip(0))
+        scored = methods.QueryDistances(space, q, methods.Expansion(n=2, mix=0.5), want=LARGE.candidates)
+        nearest = scored.positions[np.argsort(space.distances_at(q, scored.positions), kind="stable")]
+        np.testing.assert_allclose(np.concatenate(scored.extra), np.concatenate(space.members(nearest[:2])),
+                                   atol=1e-5)  # the expansion: the query's two nearest clips
+        outside = np.setdiff1d(np.arange(len(space.rows)), scored.positions)[:3]
+        pos = np.concatenate([nearest[[3, 0, 11]], outside])
+        read = []
+        plain = space.members
+        space.members = lambda p: read.append(p.tolist()) or plain(p)
+        got = scored.members(pos)
+        assert read == [outside.tolist()]  # the candidates' rows came from the scoring's block
+        for g, want in zip(got, plain(pos)):
+            assert g.dtype == np.float32 and g.shape == want.shape
+            np.testing.assert_allclose(g, want, atol=1e-5)
+
+
 @pytest.mark.slow  # a whole Library over FAISS indexes (the fixture builds two: 5 s)
 def test_large_segment_spaces_re_rank_stored_seconds_through_their_norms(libraries, queries):
     """With a FAISS index, a segment space keeps each second's length and scores the stored

@@ -187,16 +187,17 @@ class QueryDistances:
             return
         self.positions = positions if positions is not None else \
             space.candidates(rep, want + (0 if skip is None else int(skip.sum())))
-        block = space.block(self.positions)  # the candidates, read once for the query and its expansion
-        d0 = space.block_distances([rep], block)[0]
+        # the candidates, read once for the query, its expansion and the hits' matched spans
+        self.block = space.block(self.positions)
+        d0 = space.block_distances([rep], self.block)[0]
         self.known = d0
         if self.mix > 0:
             order = np.argsort(d0, kind="stable")
             if skip is not None:
                 order = order[~skip[self.positions[order]]]
-            self.extra = [space.member(int(j)) for j in self.positions[order[:expansion.n]]]
+            self.extra = space.block_members(self.block, order[:expansion.n])
             if self.extra:
-                d1 = space.block_distances(self.extra, block).mean(axis=0)
+                d1 = space.block_distances(self.extra, self.block).mean(axis=0)
                 self.known = self._mixed(d0, d1)
 
     def _mixed(self, d0: np.ndarray, d1: np.ndarray) -> np.ndarray:
@@ -216,6 +217,21 @@ class QueryDistances:
         if not known.all():
             d = self.space.distances_many([self.rep, *self.extra], pos[~known])
             out[~known] = self._mixed(d[0], d[1:].mean(axis=0)) if self.extra else d[0]
+        return out
+
+    def members(self, pos: np.ndarray) -> list[np.ndarray]:
+        """`space.members(pos)`; a large space's candidates from the rows already read for scoring
+        (reading a hit's seconds again from the memory-mapped file costs as much as aligning it)."""
+        if self.full is not None:
+            return self.space.members(pos)
+        i = np.minimum(np.searchsorted(self.positions, pos), len(self.positions) - 1)
+        known = self.positions[i] == pos
+        out: list[np.ndarray] = [np.empty(0)] * len(pos)
+        for j, rows in zip(np.flatnonzero(known), self.space.block_members(self.block, i[known])):
+            out[j] = rows
+        rest = np.flatnonzero(~known)
+        for j, rows in zip(rest, self.space.members(pos[rest]) if len(rest) else []):
+            out[j] = rows
         return out
 
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:
@@ -326,7 +342,7 @@ def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.C
                          method: str, rep: dict[str, np.ndarray | None], weights: dict[str, float],
                          expansion: Expansion | None = None, skip_rows: frozenset[int] = frozenset(),
                          want: int = 0, extra_rows: np.ndarray | None = None, fused: FusedIndex | None = None
-                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                         ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, QueryDistances]]:
     """Each weighted single modality's calibrated probability (the modality's prior where a clip
     lacks it); a modality the query lacks (rep None) is left out.
 
@@ -335,9 +351,9 @@ def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.C
             search when the query has every modality it holds (and no `extra_rows`).
 
     Returns:
-        (rows (R,), modality -> (R,) probabilities): every one of the n clips when the spaces are
-        scanned whole, else the union of the modalities' candidates (and of `extra_rows`, e.g. a
-        text query's), each scored exactly in every modality.
+        (rows (R,), modality -> (R,) probabilities, modality -> its `QueryDistances`): every one of
+        the n clips when the spaces are scanned whole, else the union of the modalities' candidates
+        (and of `extra_rows`, e.g. a text query's), each scored exactly in every modality.
     """
     used = {m: spaces[f"{method}.{m}"] for m in SINGLE
             if weights.get(m, 0) > 0 and rep.get(m) is not None and f"{method}.{m}" in spaces}
@@ -370,7 +386,7 @@ def single_probabilities(spaces: dict[str, Space], cals: dict[str, calibration.C
         pos, found = q.space.positions(rows)
         p[found] = cal(q.at(pos[found]))
         out[m] = p
-    return rows, out
+    return rows, out, dists
 
 
 def fuse(probabilities: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

@@ -453,17 +453,18 @@ class Library:
         clip = self.index.clips["clip"].iloc[q.row]
         return ValueError(f"{clip} has no {modality.replace('_', '-')} features")
 
-    def _distances(self, q: _Query, method: str, modality: str, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """(index rows, distances) in one space: every clip of a small space, at least `want`
-        candidates of a large one; ValueError when the query lacks the modality."""
+    def _distances(self, q: _Query, method: str, modality: str, want: int
+                   ) -> tuple[np.ndarray, np.ndarray, methods.QueryDistances]:
+        """(index rows, distances, the scoring) in one space: every clip of a small space, at
+        least `want` candidates of a large one; ValueError when the query lacks the modality."""
         space = self.index.space(method, modality)
         rep = self._represent(q, space)
         if rep is None:
             raise self._missing(q, modality)
         skip = np.isin(space.rows, list(q.exclude)) if q.exclude else None
-        pos, dist = methods.QueryDistances(space, rep, methods.expansion_for(method, *self.expansion),
-                                           skip, want).candidates()
-        return space.rows[pos], dist
+        scored = methods.QueryDistances(space, rep, methods.expansion_for(method, *self.expansion), skip, want)
+        pos, dist = scored.candidates()
+        return space.rows[pos], dist, scored
 
     def _search(self, q: _Query, modality: str, k: int | None, score: str | None, method: str | None,
                 weights: str | dict | None, matches: bool = True) -> QueryResult:
@@ -482,14 +483,14 @@ class Library:
         if modality == methods.FUSED and methods.late_fused(method):
             return self._fused(q, method, k, weights, latent, matches)
         pool = max(k, RERANK) if matches else k
-        rows, dist = self._distances(q, method, modality, pool + len(q.exclude))
+        rows, dist, scored = self._distances(q, method, modality, pool + len(q.exclude))
         keep = ~np.isin(rows, list(q.exclude))
         rows, dist = rows[keep], dist[keep]
         order = np.argsort(dist, kind="stable")[:pool]
         rows, dist = rows[order], dist[order]
         spans = None
         if matches:
-            spans = self._matches(q, modality, rows, self.default_weights)
+            spans = self._matches(q, modality, rows, self.default_weights, {modality: scored})
             first = self._footage_first(modality, spans)[:k]
             rows, dist, spans = rows[first], dist[first], [spans[i] for i in first]
         if score == "softmax2":
@@ -522,7 +523,7 @@ class Library:
         text_rows = None
         if text and self.index.spaces[methods.TEXT_SPACE].ann is not None:
             text_rows = self._text_probabilities(q.text, want=want)[0]
-        rows, probs = methods.single_probabilities(
+        rows, probs, scored = methods.single_probabilities(
             self.index.spaces, self.index.calibrations, n, method, rep, w,
             methods.expansion_for(method, *self.expansion), q.exclude, want, text_rows,
             self.index.fused.get(method))
@@ -539,7 +540,7 @@ class Library:
         if matches:  # also each modality's own best: the footage may be clear in one (a muffled copy's picture)
             own = [i for p in probs.values() for i in np.argsort(-p, kind="stable")[:RERANK] if not excluded[i]]
             order = np.array(list(dict.fromkeys([*order.tolist(), *own])), dtype=np.int64)
-            spans = self._matches(q, methods.FUSED, rows[order], w)
+            spans = self._matches(q, methods.FUSED, rows[order], w, scored)
             first = self._footage_first(methods.FUSED, spans)[:k]
             order, spans = order[first], [spans[i] for i in first]
         scores = [{m: float(p[i]) for m, p in probs.items()} for i in order]
@@ -562,11 +563,15 @@ class Library:
                     missing=tuple(x for x in s if x in has and not has[x][r]))
                 for r, (c, p, pr, s, m) in enumerate(zip(names, paths, probs, scores, spans))]
 
-    def _matches(self, q: _Query, modality: str, rows: np.ndarray, weights: dict[str, float]
-                 ) -> list[excerpts.Match | None]:
+    def _matches(self, q: _Query, modality: str, rows: np.ndarray, weights: dict[str, float],
+                 scored: dict[str, methods.QueryDistances] | None = None) -> list[excerpts.Match | None]:
         """Where each hit's seconds line up with the query's (`vidsim.excerpts`), from the default
         method's per-second rows whichever method ranked the hits; the modalities of a fused search
-        vote together with their weights. None for a hit (or a query) without per-second rows."""
+        vote together with their weights. None for a hit (or a query) without per-second rows.
+
+        Args:
+            scored: modality -> the search's own scoring, whose candidates' seconds are read already
+                when it scored those per-second rows."""
         steps = {"audio": self.audio_cfg.mid_step, "visual": 1.0 / self.extract_cfg.frame_rate}
         parts = {}
         for m in (SINGLE if modality == methods.FUSED else (modality,)):
@@ -580,7 +585,8 @@ class Library:
         sims: dict[str, list[np.ndarray | None]] = {}
         for m, (space, rep) in parts.items():
             pos, found = space.positions(rows)
-            members = iter(space.members(pos[found]))
+            known = (scored or {}).get(m)
+            members = iter((known if known is not None and known.space is space else space).members(pos[found]))
             sims[m] = [excerpts.similarities(rep, next(members)) if f else None for f in found]
         combined = [excerpts.combine({m: s[i] for m, s in sims.items() if s[i] is not None},
                                      weights if modality == methods.FUSED else {modality: 1.0})

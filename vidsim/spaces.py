@@ -116,24 +116,35 @@ def _spans(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _chamfer(sims: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """(P,) similarity of one query to P clips from its (Tq, S) cosines with their seconds (clip
-    i's columns begin at starts[i]): the mean over the query's seconds of each one's best match in
-    the clip. A clip longer than the query is matched within its best stretch as long as the query:
-    a three-minute video offers each query second 180 chances of a close match, so matching it
-    whole would rank long videos of other songs above the short clips of the query's own."""
-    tq, s = sims.shape
+    """(P,) similarity of one query to P clips from the (S, Tq) cosines of their seconds (rows; clip
+    i's begin at starts[i]) with the query's: the mean over the query's seconds of each one's best
+    match in the clip. A clip longer than the query is matched within its best stretch as long as
+    the query: a three-minute video offers each query second 180 chances of a close match, so
+    matching it whole would rank long videos of other songs above the short clips of the query's own.
+    (Seconds as rows: BLAS fills an (S, Tq) product from (S, D) rows twice as fast as a (Tq, S) one.)"""
+    s, tq = sims.shape
     lengths = np.diff(np.append(starts, s))
-    whole = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
+    whole = np.maximum.reduceat(sims, starts, axis=0).mean(axis=1)
     longer = lengths > tq
     if not longer.any():
         return whole
     from scipy.ndimage import maximum_filter1d  # noqa: PLC0415
 
     # the stretch [j, j + Tq) of the seconds: each query second's best match in it, averaged
-    stretch = maximum_filter1d(sims, size=tq, axis=1, mode="constant", cval=-np.inf, origin=-(tq // 2)).mean(axis=0)
+    stretch = maximum_filter1d(sims, size=tq, axis=0, mode="constant", cval=-np.inf, origin=-(tq // 2)).mean(axis=1)
     ends = np.repeat(starts + lengths, lengths)
     stretch = np.where(np.arange(s) + tq <= ends, stretch, -np.inf)  # stretches inside one clip
     return np.where(longer, np.maximum.reduceat(stretch, starts), whole)
+
+
+@dataclasses.dataclass(frozen=True)
+class Seconds:
+    """Some clips' per-second rows, read once (`SegmentSpace.block`): to score them against a query
+    and its expansion, and to align the hits among them with the query."""
+
+    rows: np.ndarray  # (R, D) float32: prepared, or as stored when `inverse` is given
+    local: np.ndarray  # (P,) where each clip's rows begin
+    inverse: np.ndarray | None  # (R,) 1 / each stored row's length once centred and scaled
 
 
 class _Nearest:
@@ -159,6 +170,14 @@ class _Nearest:
     def block_distances(self, queries: list[np.ndarray], block) -> np.ndarray:
         """(len(queries), P) distances to a `block`'s clips."""
         return self.distances_many(queries, block)
+
+    def block_members(self, block, idx: np.ndarray) -> list[np.ndarray]:
+        """`member` of the block's clips at these indices (into the positions the block was read for)."""
+        return [self.member(int(block[i])) for i in idx]
+
+    def members(self, pos: np.ndarray) -> list[np.ndarray]:
+        """`member` of each clip at these positions."""
+        return [self.member(int(j)) for j in pos]
 
     def summary(self, q: np.ndarray) -> np.ndarray:  # (D,) the query's vector in the FAISS index
         raise NotImplementedError
@@ -348,7 +367,7 @@ class SegmentSpace(_Nearest):
         (a large space is scanned in chunks, never prepared whole)."""
         if self.ann is not None:
             return 1.0 - self.distances_at(q, np.arange(len(self.rows)))
-        return _chamfer(q @ self.vectors.T, self.offsets[:-1])
+        return _chamfer(self.vectors @ q.T, self.offsets[:-1])
 
     def distances(self, q: np.ndarray) -> np.ndarray:
         return 1.0 - self.similarities(q)
@@ -363,29 +382,38 @@ class SegmentSpace(_Nearest):
                                for a in range(0, len(pos), step)], axis=1) if len(pos) else \
             np.zeros((len(queries), 0), np.float32)
 
-    def block(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The seconds of the clips at these positions: (rows (R, D) float32, where each clip's begin
-        (P,), 1 / each row's length or None). With `norms` the rows stay as stored and
-        `block_distances` centres, scales and normalises through the query instead (preparing 400
-        candidates' 1,600 seconds took ~0.9 ms at a million clips); else they are prepared here."""
+    def block(self, pos: np.ndarray) -> Seconds:
+        """The seconds of the clips at these positions, read once. With `norms` the rows stay as
+        stored and `block_distances` centres, scales and normalises through the query instead
+        (preparing 400 candidates' 1,600 seconds took ~0.9 ms at a million clips); else they are
+        prepared here."""
         take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
         rows = to_float32(self.seconds[take])
         if self.norms is None:
-            return self._prepare(rows), local, None
-        return rows, local, 1.0 / np.maximum(self.norms[take], 1e-12)
+            return Seconds(self._prepare(rows), local, None)
+        return Seconds(rows, local, 1.0 / np.maximum(self.norms[take], 1e-12))
 
-    def block_distances(self, queries: list[np.ndarray], block: tuple[np.ndarray, np.ndarray, np.ndarray | None]
-                        ) -> np.ndarray:
-        rows, local, inverse = block
+    def block_distances(self, queries: list[np.ndarray], block: Seconds) -> np.ndarray:
         q = np.concatenate(queries)  # (sum Tq, D)
         lengths = np.array([len(x) for x in queries])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        if inverse is None:
-            sims = q @ rows.T
-        else:  # q . ((s - c) / scale) / |(s - c) / scale|, without preparing s
+        if block.inverse is None:
+            sims = block.rows @ q.T  # (R, sum Tq)
+        else:  # ((s - c) / scale) . q / |(s - c) / scale|, without preparing s
             qs = q / self.scale
-            sims = (qs @ rows.T - (qs @ self.center)[:, None]) * inverse[None, :]
-        return 1.0 - np.stack([_chamfer(sims[a:a + n], local) for a, n in zip(starts, lengths)])
+            sims = block.rows @ qs.T
+            sims -= qs @ self.center
+            sims *= block.inverse[:, None]
+        return 1.0 - np.stack([_chamfer(sims[:, a:a + n], block.local) for a, n in zip(starts, lengths)])
+
+    def block_members(self, block: Seconds, idx: np.ndarray) -> list[np.ndarray]:
+        """The prepared seconds of the block's clips at these indices, from the rows it read."""
+        ends = np.append(block.local[1:], len(block.rows))
+        take, local = _spans(block.local[idx], ends[idx])
+        rows = block.rows[take]
+        if block.inverse is not None:
+            rows = (rows - self.center) / self.scale * block.inverse[take, None]
+        return np.split(rows.astype(np.float32, copy=False), local[1:]) if len(idx) else []
 
     def row_norms(self) -> np.ndarray:
         """(S,) float32: each second's length once centred and scaled, from its float16 value (as
