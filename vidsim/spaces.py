@@ -357,7 +357,7 @@ class SegmentSpace(_Nearest):
     def members(self, pos: np.ndarray) -> list[np.ndarray]:
         """`member` of each clip at these positions, read in one go (a query's hits)."""
         if self.ann is None:
-            return [self.member(int(j)) for j in pos]
+            return super().members(pos)
         take, local = _spans(self.offsets[pos], self.offsets[pos + 1])
         rows = self._prepare(to_float32(self.seconds[take]))
         return np.split(rows, local[1:])
