@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from vidsim import ann, fusedindex, methods, spaces, synthetic
+from vidsim import ann, excerpts, fusedindex, methods, spaces, synthetic
 from vidsim import index as index_module
 from vidsim.config import IndexConfig
 from vidsim.index import Index
@@ -20,7 +20,7 @@ from vidsim.search import Library
 from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, VectorSpace, add_index, to_float32
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
-LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, calibration_sample=200)  # 600 clips: FAISS tier
+LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, fused_nprobe=48, calibration_sample=200)  # 600 clips: FAISS tier
 EXACT = IndexConfig(calibration_sample=200)
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
@@ -126,9 +126,10 @@ def test_large_spaces_re_rank_faiss_candidates_exactly(feats, queries):
 
 
 def test_a_query_reads_its_candidates_seconds_once_for_its_expansion_and_its_hits(feats, queries):
-    """A large space's scoring keeps the candidates' seconds it read: the expansion hits and the
-    hits' matched spans take theirs from there, the same prepared rows as reading them again; only
-    clips outside the candidates are read from the stored seconds."""
+    """A large space's scoring keeps the candidates' seconds it read and the query's similarities
+    with them: the expansion hits take their rows from there (the same prepared rows as reading
+    them again) and the hits' matched spans their similarities (the same as computing them again);
+    only clips outside the candidates are read from the stored seconds."""
     for modality in ("audio", "visual"):
         space = SegmentSpace.build(modality, np.arange(len(feats.clips)), feats.offsets[modality],
                                    feats.seconds[modality], standardise=modality == "audio")
@@ -144,10 +145,11 @@ def test_a_query_reads_its_candidates_seconds_once_for_its_expansion_and_its_hit
         read = []
         plain = space.members
         space.members = lambda p: read.append(p.tolist()) or plain(p)
-        got = scored.members(pos)
-        assert read == [outside.tolist()]  # the candidates' rows came from the scoring's block
-        for g, want in zip(got, plain(pos)):
-            assert g.dtype == np.float32 and g.shape == want.shape
+        got = scored.similarities(pos)
+        assert read == [outside.tolist()]  # the candidates' came from the scoring's own product
+        for g, rows in zip(got, plain(pos)):
+            want = excerpts.similarities(q, rows)
+            assert g.dtype == np.float32 and g.shape == want.shape == (len(q), len(rows))
             np.testing.assert_allclose(g, want, atol=1e-5)
 
 
@@ -309,7 +311,7 @@ def test_late_fusion_takes_its_candidates_from_one_index_weighted_per_query(libr
     entry = json.loads((large.index_dir / "manifest.json").read_text())["fused"]["vidsim"]
     assert entry["faiss"] == "vidsim.fused.faiss" and fused.modalities == ("audio", "visual")
     assert fused.dims == (synthetic.AUDIO_DIM, WORLD.visual_dim) and fused.ann.size == len(fused.rows) == 600
-    assert fused.ann.candidates == LARGE.fused_candidates
+    assert fused.ann.candidates == LARGE.fused_candidates and fused.ann.nprobe == LARGE.fused_nprobe
     spaces, cals = large.index.spaces, large.index.calibrations
     feats = queries.clip(0)
     s = {m: spaces[f"vidsim.{m}"].summary(spaces[f"vidsim.{m}"].query(feats)) for m in fused.modalities}

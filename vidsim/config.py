@@ -99,6 +99,9 @@ class IndexConfig:
     nprobe: int = 64  # IVF lists visited per query (HNSW: efSearch)
     candidates: int = 400  # clips per query re-ranked with exact distances
     fused_candidates: int = 150  # late fusion: clips its FusedIndex proposes, scored in every modality
+    # IVF lists the FusedIndex visits: it only proposes clips that are then scored exactly (at a
+    # million clips 32 kept precision@10 and cost 0.8 ms less than 64 per audio-visual query)
+    fused_nprobe: int = 32
     # per-second spaces also get an index over every second: each query second's `segment_hits`
     # nearest library seconds vote for their clips, and the `segment_candidates` clips with most
     # votes join the candidates (an excerpt of a long video, whose mean second is not the excerpt's)

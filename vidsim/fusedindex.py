@@ -59,6 +59,7 @@ class FusedIndex:
         index = ann.VectorIndex.build(vectors, "ip", cfg, seed, label)
         del vectors
         index.candidates = cfg.fused_candidates
+        index.set_nprobe(cfg.fused_nprobe)
         return cls(modalities, dims, rows, index)
 
     def vector(self, summaries: dict[str, np.ndarray], weights: dict[str, float],

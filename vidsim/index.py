@@ -102,7 +102,7 @@ class Index:
         fused = {}
         for method, entry in manifest.pop("fused", {}).items():
             rows = np.load(_inside(d / ARRAYS_DIR, entry["rows"]), allow_pickle=False)
-            proposer = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), "ip", cfg.nprobe,
+            proposer = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), "ip", cfg.fused_nprobe,
                                             cfg.fused_candidates)
             fused[method] = FusedIndex(tuple(entry["modalities"]), tuple(entry["dims"]), rows, proposer)
         clips = read_table(d / CLIPS_FILE)

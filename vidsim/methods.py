@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from vidsim import calibration
+from vidsim import calibration, excerpts
 from vidsim.config import IndexConfig
 from vidsim.dataset import Features
 from vidsim.modalities import MODALITIES, RELEVANCE, SINGLE
@@ -179,6 +179,7 @@ class QueryDistances:
         """
         self.space, self.rep = space, rep
         self.full: np.ndarray | None = None
+        self.sims: np.ndarray | None = None  # (R, Tq) a large per-second space's, with its candidates' seconds
         self.extra: list[np.ndarray] = []
         self.mix = expansion.mix if expansion is not None and expansion.n > 0 and expansion.mix > 0 else 0.0
         if space.ann is None:
@@ -189,7 +190,9 @@ class QueryDistances:
             space.candidates(rep, want + (0 if skip is None else int(skip.sum())))
         # the candidates, read once for the query, its expansion and the hits' matched spans
         self.block = space.block(self.positions)
-        d0 = space.block_distances([rep], self.block)[0]
+        self.sims = space.block_similarities(rep, self.block)  # the hits' matched spans reuse them
+        d0 = space.block_distances([rep], self.block)[0] if self.sims is None else \
+            space.block_scores(self.sims, self.block)
         self.known = d0
         if self.mix > 0:
             order = np.argsort(d0, kind="stable")
@@ -219,19 +222,21 @@ class QueryDistances:
             out[~known] = self._mixed(d[0], d[1:].mean(axis=0)) if self.extra else d[0]
         return out
 
-    def members(self, pos: np.ndarray) -> list[np.ndarray]:
-        """`space.members(pos)`; a large space's candidates from the rows already read for scoring
-        (reading a hit's seconds again from the memory-mapped file costs as much as aligning it)."""
-        if self.full is not None:
-            return self.space.members(pos)
-        i = np.minimum(np.searchsorted(self.positions, pos), len(self.positions) - 1)
-        known = self.positions[i] == pos
-        out: list[np.ndarray] = [np.empty(0)] * len(pos)
-        for j, rows in zip(np.flatnonzero(known), self.space.block_members(self.block, i[known])):
-            out[j] = rows
-        rest = np.flatnonzero(~known)
+    def similarities(self, pos: np.ndarray) -> list[np.ndarray]:
+        """(Tq, Tc) cosines of the query's seconds with those of each clip at these positions of a
+        per-second space (`excerpts.similarities`, for matched spans): a large space's candidates'
+        from the scoring's own product (reading a hit's seconds again from the memory-mapped file
+        costs as much as aligning it), any other clip's from its stored seconds."""
+        out: list[np.ndarray] = [np.empty((len(self.rep), 0), np.float32)] * len(pos)
+        rest = np.arange(len(pos))
+        if self.sims is not None:
+            i = np.minimum(np.searchsorted(self.positions, pos), len(self.positions) - 1)
+            known = self.positions[i] == pos
+            for j, s in zip(np.flatnonzero(known), self.space.block_spans(self.sims, self.block, i[known])):
+                out[j] = s
+            rest = np.flatnonzero(~known)
         for j, rows in zip(rest, self.space.members(pos[rest]) if len(rest) else []):
-            out[j] = rows
+            out[j] = excerpts.similarities(self.rep, rows)
         return out
 
     def ranked(self) -> tuple[np.ndarray, np.ndarray]:

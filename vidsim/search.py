@@ -570,8 +570,8 @@ class Library:
         vote together with their weights. None for a hit (or a query) without per-second rows.
 
         Args:
-            scored: modality -> the search's own scoring, whose candidates' seconds are read already
-                when it scored those per-second rows."""
+            scored: modality -> the search's own scoring, which holds the query's similarities
+                with its candidates' seconds already (`QueryDistances.similarities`)."""
         steps = {"audio": self.audio_cfg.mid_step, "visual": 1.0 / self.extract_cfg.frame_rate}
         parts = {}
         for m in (SINGLE if modality == methods.FUSED else (modality,)):
@@ -586,8 +586,9 @@ class Library:
         for m, (space, rep) in parts.items():
             pos, found = space.positions(rows)
             known = (scored or {}).get(m)
-            members = iter((known if known is not None and known.space is space else space).members(pos[found]))
-            sims[m] = [excerpts.similarities(rep, next(members)) if f else None for f in found]
+            got = iter(known.similarities(pos[found]) if known is not None and known.space is space else
+                       [excerpts.similarities(rep, x) for x in space.members(pos[found])])
+            sims[m] = [next(got) if f else None for f in found]
         combined = [excerpts.combine({m: s[i] for m, s in sims.items() if s[i] is not None},
                                      weights if modality == methods.FUSED else {modality: 1.0})
                     for i in range(len(rows))]

@@ -171,6 +171,11 @@ class _Nearest:
         """(len(queries), P) distances to a `block`'s clips."""
         return self.distances_many(queries, block)
 
+    def block_similarities(self, q: np.ndarray, block) -> np.ndarray | None:
+        """(R, Tq) cosines of the seconds a `block` read with the query's; None for a space of one
+        vector per clip."""
+        return None
+
     def block_members(self, block, idx: np.ndarray) -> list[np.ndarray]:
         """`member` of the block's clips at these indices (into the positions the block was read for)."""
         return [self.member(int(block[i])) for i in idx]
@@ -394,17 +399,30 @@ class SegmentSpace(_Nearest):
         return Seconds(rows, local, 1.0 / np.maximum(self.norms[take], 1e-12))
 
     def block_distances(self, queries: list[np.ndarray], block: Seconds) -> np.ndarray:
-        q = np.concatenate(queries)  # (sum Tq, D)
         lengths = np.array([len(x) for x in queries])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        sims = self.block_similarities(np.concatenate(queries), block)  # (R, sum Tq): one product for all
+        return np.stack([self.block_scores(sims[:, a:a + n], block) for a, n in zip(starts, lengths)])
+
+    def block_similarities(self, q: np.ndarray, block: Seconds) -> np.ndarray:
         if block.inverse is None:
-            sims = block.rows @ q.T  # (R, sum Tq)
-        else:  # ((s - c) / scale) . q / |(s - c) / scale|, without preparing s
-            qs = q / self.scale
-            sims = block.rows @ qs.T
-            sims -= qs @ self.center
-            sims *= block.inverse[:, None]
-        return 1.0 - np.stack([_chamfer(sims[:, a:a + n], block.local) for a, n in zip(starts, lengths)])
+            return block.rows @ q.T
+        # ((s - c) / scale) . q / |(s - c) / scale|, without preparing s
+        qs = q / self.scale
+        sims = block.rows @ qs.T
+        sims -= qs @ self.center
+        sims *= block.inverse[:, None]
+        return sims
+
+    def block_scores(self, sims: np.ndarray, block: Seconds) -> np.ndarray:
+        """(P,) distances to the block's clips from one query's `block_similarities`."""
+        return 1.0 - _chamfer(sims, block.local)
+
+    def block_spans(self, sims: np.ndarray, block: Seconds, idx: np.ndarray) -> list[np.ndarray]:
+        """(Tq, Tc) slices of one query's `block_similarities` for the block's clips at these
+        indices: each clip's seconds against the query's, as `excerpts.similarities` gives them."""
+        ends = np.append(block.local[1:], len(block.rows))
+        return [sims[block.local[i]:ends[i]].T for i in idx]
 
     def block_members(self, block: Seconds, idx: np.ndarray) -> list[np.ndarray]:
         """The prepared seconds of the block's clips at these indices, from the rows it read."""
