@@ -20,7 +20,8 @@ from vidsim.search import Library
 from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, VectorSpace, add_index, to_float32
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
-LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, fused_nprobe=48, calibration_sample=200)  # 600 clips: FAISS tier
+LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, fused_nprobe=48,  # 600 clips: FAISS tier
+                    calibration_sample=200)
 EXACT = IndexConfig(calibration_sample=200)
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
