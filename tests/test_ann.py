@@ -3,6 +3,7 @@ ranking like a full scan, the index folder round trip and calibration on a sampl
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -17,11 +18,11 @@ from vidsim import index as index_module
 from vidsim.config import IndexConfig
 from vidsim.index import Index
 from vidsim.search import Library
-from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, VectorSpace, add_index, to_float32
+from vidsim.spaces import COMPACT, LatentSpace, SegmentSpace, VectorSpace, add_index, to_float16, to_float32
 
 WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=0.5, seed=3)
 LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, fused_nprobe=48,  # 600 clips: FAISS tier
-                    calibration_sample=200)
+                    fused_dims=40, calibration_sample=200)
 EXACT = IndexConfig(calibration_sample=200)
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
@@ -92,6 +93,48 @@ def test_float16_rows_read_back_as_the_same_float32_values(tmp_path):
         assert np.array_equal(got, np.asarray(x).astype(np.float32), equal_nan=True)
 
 
+def test_float32_rows_are_stored_as_numpys_float16_values(tmp_path):
+    """The builds cast float32 to float16 through PyTorch: bitwise NumPy's rounding, overflow to
+    infinity and NaNs included, from a read-only memory map too."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((300, 40)) * np.logspace(-9, 6, 40)).astype(np.float32)
+    x[0, :4] = [np.inf, -np.inf, np.nan, 65520.0]
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16)
+    for got in (to_float16(x), to_float16(mapped[:]), to_float16(mapped[:, :7])):
+        assert got.dtype == np.float16 and np.array_equal(got.view(np.uint16), want[:, :got.shape[1]].view(np.uint16))
+
+
+def test_one_pass_over_the_seconds_gives_each_index_its_vectors(tmp_path, monkeypatch):
+    """`SegmentSpace.scan` reads every second once, in chunks of clips, and gives the summary index,
+    the per-second index and the re-ranking what each computed from the stored float16 seconds on
+    its own: summaries kept for the FusedIndex, prepared seconds, and each second's length."""
+    monkeypatch.setattr(spaces, "CHUNK", 64)  # 4 clips per chunk: clips of 1-9 seconds straddle none
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 10, 50)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    seconds = (rng.standard_normal((offsets[-1], 24)) * 2 + 1).astype(np.float32)
+    space = SegmentSpace.build("audio", np.arange(50), offsets, seconds, standardise=True)
+    plain = space.summaries()  # before any scan: computed from the seconds as given
+    prepared = np.zeros(seconds.shape, COMPACT)
+    norms = space.scan(prepared)
+    stored = to_float32(seconds.astype(COMPACT))
+    centred = (stored - space.center) / space.scale
+    np.testing.assert_allclose(norms, np.linalg.norm(centred, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(prepared.astype(np.float32), centred / norms[:, None], atol=1e-3)
+    means = np.stack([(centred / norms[:, None])[a:b].mean(axis=0) for a, b in zip(offsets[:-1], offsets[1:])])
+    summaries = space.summaries()
+    assert summaries is space.summary_rows and summaries.dtype == COMPACT and summaries.shape == (50, 24)
+    np.testing.assert_allclose(summaries.astype(np.float32), means / np.linalg.norm(means, axis=1, keepdims=True),
+                               atol=2e-3)
+    np.testing.assert_allclose(summaries.astype(np.float32), plain.astype(np.float32), atol=2e-3)
+    out = np.zeros((50, 30), COMPACT)
+    space.summaries(out=out[:, 3:27])
+    assert np.array_equal(out[:, 3:27], summaries) and not out[:, :3].any()
+
+
 def test_large_raw_spaces_are_built_in_scratch_files_not_in_memory(tmp_path, monkeypatch):
     """A large library's compact raw vectors go to an unlinked memory-mapped file (no memory of their
     size while the index is built), hold the same values as the in-memory path, and leave no file."""
@@ -145,7 +188,7 @@ def test_a_query_reads_its_candidates_seconds_once_for_its_expansion_and_its_hit
         pos = np.concatenate([nearest[[3, 0, 11]], outside])
         read = []
         plain = space.members
-        space.members = lambda p: read.append(p.tolist()) or plain(p)
+        space.members = lambda p, read=read, plain=plain: read.append(p.tolist()) or plain(p)
         got = scored.similarities(pos)
         assert read == [outside.tolist()]  # the candidates' came from the scoring's own product
         for g, rows in zip(got, plain(pos)):
@@ -158,7 +201,6 @@ def test_a_query_reads_its_candidates_seconds_once_for_its_expansion_and_its_hit
 def test_large_segment_spaces_re_rank_stored_seconds_through_their_norms(libraries, queries):
     """With a FAISS index, a segment space keeps each second's length and scores the stored
     (float16) seconds without preparing them: the same distances as preparing them first."""
-    import dataclasses
 
     _, large = libraries
     for key in ("vidsim.audio", "vidsim.visual"):
@@ -313,6 +355,11 @@ def test_late_fusion_takes_its_candidates_from_one_index_weighted_per_query(libr
     assert entry["faiss"] == "vidsim.fused.faiss" and fused.modalities == ("audio", "visual")
     assert fused.dims == (synthetic.AUDIO_DIM, WORLD.visual_dim) and fused.ann.size == len(fused.rows) == 600
     assert fused.ann.candidates == LARGE.fused_candidates and fused.ann.nprobe == LARGE.fused_nprobe
+    pca = faiss.downcast_VectorTransform(faiss.downcast_index(fused.ann.index).chain.at(0))  # 40 -> 48 (SIMD)
+    assert isinstance(pca, faiss.PCAMatrix) and (pca.d_in, pca.d_out) == (fused.ann.dim, 48) == (368, 48)
+    assert fusedindex.fused_factory(LARGE, 10**6, 840) == "PCA48,IVF4096,SQ8"
+    assert fusedindex.fused_factory(dataclasses.replace(LARGE, fused_dims=0), 10**6, 840) == "IVF4096,SQ8"
+    assert fusedindex.fused_factory(LARGE, 10**6, 40) == "IVF4096,SQ8"  # nothing to reduce
     spaces, cals = large.index.spaces, large.index.calibrations
     feats = queries.clip(0)
     s = {m: spaces[f"vidsim.{m}"].summary(spaces[f"vidsim.{m}"].query(feats)) for m in fused.modalities}

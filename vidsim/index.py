@@ -16,7 +16,7 @@ from vidsim.calibration import Calibration
 from vidsim.config import IndexConfig, from_dict
 from vidsim.fusedindex import FusedIndex
 from vidsim.io import atomic_path, close_array, open_array, read_json, read_table, write_json, write_table
-from vidsim.spaces import CHUNK, COMPACT, Space, from_arrays, kind_of
+from vidsim.spaces import CHUNK, COMPACT, Space, from_arrays, kind_of, to_float16
 
 ARRAYS_DIR = "arrays"
 CLIPS_FILE = "clips.csv"
@@ -153,7 +153,8 @@ def _write_array(path: Path, value: np.ndarray, dtype=None) -> None:
         return
     out = open_array(path, value.shape, dtype)
     for a in range(0, len(value), CHUNK * 4):
-        out[a:a + CHUNK * 4] = value[a:a + CHUNK * 4]
+        chunk = value[a:a + CHUNK * 4]
+        out[a:a + CHUNK * 4] = to_float16(chunk) if dtype == COMPACT else chunk
     close_array(out)
 
 

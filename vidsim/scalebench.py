@@ -388,7 +388,8 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
     print(f"index load (memory-mapped): {load_s:.2f} s; FAISS: {len(factories)} spaces, "
           f"{sorted(set(factories.values()))}, nprobe {lib.index.manifest['index']['nprobe']}, "
           f"candidates {lib.index.manifest['index']['candidates']}; FusedIndex nprobe "
-          f"{', '.join(str(f.ann.nprobe) for f in lib.index.fused.values()) or '-'}")
+          f"{', '.join(str(f.ann.nprobe) for f in lib.index.fused.values()) or '-'}, PCA to "
+          f"{lib.index.manifest['index'].get('fused_dims', 0) or '-'} dimensions")
     table_load(root / "index" / "clips.csv")
     qs = load_features(q_dir)
     import faiss
