@@ -9,7 +9,6 @@ import json
 import os
 import tempfile
 
-import faiss
 import numpy as np
 import pytest
 
@@ -24,6 +23,7 @@ WORLD = synthetic.World(songs=12, looks=5, visual_dim=32, seconds=3, video_look=
 LARGE = IndexConfig(exact_max=100, nprobe=32, candidates=60, fused_nprobe=48,  # 600 clips: FAISS tier
                     fused_dims=40, calibration_sample=200)
 EXACT = IndexConfig(calibration_sample=200)
+faiss = ann.load_faiss()
 KEEP = ["clip", "path", "sha256", "duration", "has_audio", "has_video", "audio_label", "visual_label"]
 MANIFEST = {"audio": {}, "extract": {}, "search": {"k": 5, "method": "vidsim"},
             "encoder": {"model": "synthetic", "pretrained": "none", "weights": "none", "dim": WORLD.visual_dim,

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 
 import numpy as np
 
+from vidsim import cpu
 from vidsim.config import IndexConfig
 from vidsim.io import atomic_path
 from vidsim.progress import progress
@@ -32,10 +34,14 @@ KMEANS_ITERATIONS = 10
 ALIGN = 16  # FAISS' SIMD scalar-quantiser kernels need a multiple of 16 dimensions (7x slower otherwise)
 
 
-def _faiss():
-    import faiss  # noqa: PLC0415 - only for libraries large enough to need it
-
-    return faiss
+def load_faiss():
+    """FAISS (imported only for libraries large enough to need it), its bundled OpenBLAS told
+    which kernels this CPU runs (`cpu.openblas_core_env`: else a CPU newer than that OpenBLAS gets
+    generic ones, and k-means and adds run several times slower)."""
+    if "faiss" not in sys.modules:
+        with cpu.openblas_core_env():
+            import faiss  # noqa: F401, PLC0415
+    return sys.modules["faiss"]
 
 
 def _pad(x: np.ndarray, dim: int) -> np.ndarray:
@@ -97,7 +103,7 @@ class VectorIndex:
         """How much of the index a query visits: IVF lists (nprobe) or HNSW's efSearch."""
         self.nprobe = int(nprobe)
         try:
-            _faiss().extract_index_ivf(self.index).nprobe = self.nprobe
+            load_faiss().extract_index_ivf(self.index).nprobe = self.nprobe
         except RuntimeError:  # not an inverted file
             if hasattr(self.index, "hnsw"):
                 self.index.hnsw.efSearch = max(self.nprobe, 16)
@@ -111,7 +117,7 @@ class VectorIndex:
             vectors: (N, D) float vectors, possibly memory-mapped; read in chunks, never copied whole.
             factory: the index_factory string (default: `resolve_factory(cfg.factory, N)`).
         """
-        faiss = _faiss()
+        faiss = load_faiss()
         n, d = vectors.shape
         factory = factory or resolve_factory(cfg.factory, n)
         padded = -(-d // ALIGN) * ALIGN  # zeros appended to every vector change no distance
@@ -143,13 +149,13 @@ class VectorIndex:
 
     def save(self, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
-            _faiss().write_index(self.index, str(tmp))
+            load_faiss().write_index(self.index, str(tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike, metric: str, nprobe: int, candidates: int) -> VectorIndex:
         """Read an index, memory-mapped where FAISS can (IO_FLAG_MMAP_IFC: loading is quick and
         searching as fast as from memory; plain IO_FLAG_MMAP measured 4x slower per search)."""
-        faiss = _faiss()
+        faiss = load_faiss()
         try:
             index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         except RuntimeError:  # not every index kind can be memory-mapped

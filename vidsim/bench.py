@@ -299,7 +299,7 @@ def _machine() -> str:
     import os
     import platform
 
-    from vidsim.encoder import VNNI_FLAGS, cpu_flags
+    from vidsim.cpu import VNNI_FLAGS, cpu_flags
 
     vnni = "VNNI" if cpu_flags() & VNNI_FLAGS else "no VNNI"
     return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {vnni}"

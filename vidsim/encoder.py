@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from vidsim.config import EncoderConfig
+from vidsim.cpu import VNNI_FLAGS, cpu_flags
 from vidsim.io import file_sha256
 
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 2  # bump when what an export holds changes (2: int8 weights in 7 bits)
 PRECISIONS = ("auto", "fp32", "int8")
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 class EncoderUnavailable(RuntimeError):
@@ -96,17 +96,6 @@ class Encoder:
         x = np.asarray(frames, dtype=np.float32) * (1 / 255)
         x = (x - self.mean) / self.std
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's instruction-set flags (Linux), empty where unknown."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def resolve_precision(precision: str) -> str:

@@ -289,9 +289,10 @@ def conversion_paths(lib, queries, modality: str = "visual") -> dict[str, tuple[
     """vidsim `modality` search with a large space's float16 rows converted by torch
     (`spaces.to_float32`), by NumPy's own cast (the naive reference) and by FAISS' fp16 scalar
     quantiser (the path before), alternating per query: {path: (p50 ms, p99 ms)}."""
-    import faiss  # noqa: PLC0415
-
     from vidsim import spaces  # noqa: PLC0415
+    from vidsim.ann import load_faiss  # noqa: PLC0415
+
+    faiss = load_faiss()
 
     def faiss_decode(x: np.ndarray) -> np.ndarray:
         if x.dtype != np.float16 or x.ndim != 2:
@@ -362,6 +363,7 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
     change to the query path needs no new index)."""
     from threadpoolctl import threadpool_limits
 
+    from vidsim.ann import load_faiss
     from vidsim.dataset import load_features
     from vidsim.index import built
     from vidsim.search import Library
@@ -392,10 +394,9 @@ def run(n: int, seconds: int = 4, queries: int = 200, recall_queries: int = 50,
           f"{lib.index.manifest['index'].get('fused_dims', 0) or '-'} dimensions")
     table_load(root / "index" / "clips.csv")
     qs = load_features(q_dir)
-    import faiss
     import torch  # float16 rows are converted by torch (`spaces.to_float32`): one thread too
 
-    faiss.omp_set_num_threads(1)
+    load_faiss().omp_set_num_threads(1)
     torch.set_num_threads(1)
     with threadpool_limits(1):
         lat = latency(lib, qs)
