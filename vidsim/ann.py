@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+import types
 
 import numpy as np
 
@@ -34,7 +35,7 @@ KMEANS_ITERATIONS = 10
 ALIGN = 16  # FAISS' SIMD scalar-quantiser kernels need a multiple of 16 dimensions (7x slower otherwise)
 
 
-def load_faiss():
+def load_faiss() -> types.ModuleType:
     """FAISS (imported only for libraries large enough to need it), its bundled OpenBLAS told
     which kernels this CPU runs (`cpu.openblas_core_env`: else a CPU newer than that OpenBLAS gets
     generic ones, and k-means and adds run several times slower)."""

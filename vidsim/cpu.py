@@ -28,7 +28,7 @@ def openblas_core(flags: frozenset[str]) -> str | None:
 
     An OpenBLAS older than the CPU does not know its model and falls back to a generic SSE3 core
     ("Prescott"): the one faiss-cpu 1.15 bundles (0.3.15) does so on a 5th-generation Xeon, where
-    FAISS' k-means and adds (matrix products) ran 3-4x slower than with the AVX-512 kernels."""
+    FAISS' k-means and adds (matrix products) ran 5-6x slower than with the AVX-512 kernels."""
     if AVX512_FLAGS <= flags:
         return "SKYLAKEX"
     if AVX2_FLAGS <= flags:
