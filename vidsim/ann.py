@@ -20,10 +20,11 @@ import types
 
 import numpy as np
 
-from vidsim import cpu
+from vidsim import cpu, quantiser
 from vidsim.config import IndexConfig
 from vidsim.io import atomic_path
 from vidsim.progress import progress
+from vidsim.spaces import to_float32
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ def load_faiss() -> types.ModuleType:
 
 
 def _pad(x: np.ndarray, dim: int) -> np.ndarray:
-    """(n, dim) contiguous float32: x with zero columns appended."""
-    x = np.asarray(x, dtype=np.float32)
+    """(n, dim) contiguous float32: x with zero columns appended (float16 converted by
+    `spaces.to_float32`: NumPy's cast of a million clips' float16 vectors took 24 s of encode)."""
+    x = to_float32(x)
     if x.shape[1] == dim:
         return np.ascontiguousarray(x)
     out = np.zeros((len(x), dim), np.float32)
@@ -78,6 +80,56 @@ def vote_factory(factory: str, n: int, dim: int) -> str:
     filling it as quick) and product-quantised codes of a byte per 8 dimensions, 1/16 of float32
     (a million 4-s clips' frames: 256 MB)."""
     return resolve_factory(factory, n, f"PQ{-(-dim // ALIGN) * ALIGN // 8}", lists=1.0)
+
+
+def _inverted_file(index):
+    """(the transforms in front, the inverted file) of an index whose coarse quantiser is a flat
+    one, for `vidsim.quantiser` to train and assign where it is `enabled`; else (None, None)."""
+    if not quantiser.enabled(index.d):
+        return None, None
+    faiss = load_faiss()
+    chain = []
+    if isinstance(index, faiss.IndexPreTransform):
+        chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
+        index = faiss.downcast_index(index.index)
+    if not isinstance(index, faiss.IndexIVF) or not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat):
+        return None, None
+    return chain, index
+
+
+def _train(index, sample: np.ndarray, metric: str, seed: int) -> None:
+    """Train an index on a sample: the transforms in front of an inverted file (PCA), its coarse
+    quantiser's k-means (`quantiser.kmeans`), then FAISS' own training of what remains (finding
+    the quantiser full, it trains the codes only). Any other kind: FAISS' own training."""
+    chain, ivf = _inverted_file(index)
+    if ivf is None:
+        index.train(sample)
+        return
+    x = sample
+    for transform in chain:
+        transform.train(x)
+        x = transform.apply(x)
+    ivf.quantizer.add(quantiser.kmeans(x, ivf.nlist, KMEANS_ITERATIONS, metric, seed))
+    index.train(sample)
+
+
+def _adder(index, metric: str):
+    """add(x) for the index: an inverted file's vectors assigned to their lists by
+    `quantiser.nearest` and added as assigned; any other kind through FAISS' own add."""
+    chain, ivf = _inverted_file(index)
+    if ivf is None:
+        return index.add
+    from faiss.contrib.ivf_tools import add_preassigned  # noqa: PLC0415
+
+    centroids = ivf.quantizer.reconstruct_n(0, ivf.nlist)
+
+    def add(x: np.ndarray) -> None:
+        for transform in chain:
+            x = transform.apply(x)
+        add_preassigned(ivf, np.ascontiguousarray(x, np.float32), quantiser.nearest(x, centroids, metric))
+        index.ntotal = ivf.ntotal  # a PCA in front counts its own
+
+    return add
 
 
 class VectorIndex:
@@ -136,9 +188,10 @@ class VectorIndex:
         if not index.is_trained:
             rng = np.random.default_rng(seed)
             pick = np.sort(rng.choice(n, min(n, cfg.train_sample), replace=False))
-            index.train(_pad(vectors[pick], padded))
+            _train(index, _pad(vectors[pick], padded), metric, seed)
+        add = _adder(index, metric)
         for a in progress(range(0, n, ADD_CHUNK), desc=f"{label}: {factory}", unit="chunk"):
-            index.add(_pad(vectors[a:a + ADD_CHUNK], padded))
+            add(_pad(vectors[a:a + ADD_CHUNK], padded))
         log.info("%s: %s over %d vectors of %d dimensions", label, factory, n, d)
         return cls(index, metric, cfg.nprobe, cfg.candidates)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products (the encoder's int8)
 AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})  # OpenBLAS' SkylakeX kernels
 AVX2_FLAGS = frozenset({"avx2", "fma"})  # its Haswell kernels
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # bfloat16 dot products (`vidsim.quantiser`)
 
 
 def cpu_flags() -> frozenset[str]:
@@ -21,6 +22,11 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Whether the CPU multiplies bfloat16 natively (elsewhere PyTorch converts, slower than float32)."""
+    return bool(BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
 def openblas_core(flags: frozenset[str]) -> str | None:

@@ -1,0 +1,127 @@
+"""The coarse quantiser's k-means and assignments (PyTorch products) and the FAISS indexes built on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidsim import ann, cpu, quantiser
+from vidsim.config import IndexConfig
+
+faiss = ann.load_faiss()
+
+
+def _exact(x: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
+    x, c = x.astype(np.float64), c.astype(np.float64)
+    if metric == "ip":
+        return (x @ c.T).argmax(1)
+    return ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+
+
+@pytest.fixture
+def bf16(monkeypatch):
+    """The bfloat16 path, whatever this CPU has (PyTorch emulates bfloat16 products where the CPU lacks them)."""
+    monkeypatch.setattr(quantiser, "enabled", lambda dim: True)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_each_vector_goes_to_its_nearest_centroid_but_for_near_ties(metric):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 40)).astype(np.float32)
+    c = rng.standard_normal((96, 40)).astype(np.float32) * rng.uniform(0.5, 2.0, (96, 1)).astype(np.float32)
+    got = quantiser.nearest(x, c, metric)
+    assert got.shape == (3000,) and got.dtype == np.int64
+    want = _exact(x, c, metric)
+    assert (got == want).mean() >= 0.99
+    # where it differs, the centroid it chose is within bfloat16's precision of the nearest
+    scores = x.astype(np.float64) @ c.T.astype(np.float64)
+    if metric == "l2":
+        scores -= 0.5 * (c.astype(np.float64) ** 2).sum(1)
+    rows = np.arange(len(x))
+    gap = scores[rows, want] - scores[rows, got]
+    scale = np.abs(x).sum(1) * np.abs(c).max() + (0.5 * (c ** 2).sum(1).max() if metric == "l2" else 0)
+    assert (gap <= scale * 2.0 ** -7).all()
+
+
+def test_bfloat16_is_used_only_where_the_cpu_multiplies_it_and_the_vectors_are_wide():
+    assert cpu.native_bf16(frozenset({"avx2", "avx512_bf16"})) and cpu.native_bf16(frozenset({"amx_bf16"}))
+    assert not cpu.native_bf16(frozenset({"avx2", "fma", "avx512f"}))
+    assert quantiser.enabled(512) == cpu.native_bf16() and not quantiser.enabled(16)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_kmeans_fits_as_well_as_faiss_own(metric):
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((40, 32)).astype(np.float32) * 2
+    x = centres[rng.integers(0, 40, 4000)] + rng.standard_normal((4000, 32)).astype(np.float32)
+    if metric == "ip":
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got = quantiser.kmeans(x, 32, 10, metric, seed=3)
+    assert got.shape == (32, 32) and got.dtype == np.float32
+    theirs = faiss.Kmeans(32, 32, niter=10, seed=3, spherical=metric == "ip")
+    theirs.train(x)
+
+    def error(c: np.ndarray) -> float:  # what k-means minimises (inner products: maximises)
+        if metric == "ip":
+            return -float((x @ c.T).max(axis=1).sum())
+        return float(((x[:, None] - c[None]) ** 2).sum(-1).min(axis=1).sum())
+
+    assert error(got) <= error(theirs.centroids) + 0.03 * abs(error(theirs.centroids))
+    if metric == "ip":  # spherical, as FAISS trains an inner-product quantiser
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="at least 33 vectors"):
+        quantiser.kmeans(x[:5], 33, 2, metric)
+
+
+def test_an_empty_cluster_takes_half_of_a_large_one():
+    x = np.concatenate([np.zeros((50, 4)), np.ones((50, 4))]).astype(np.float32)  # two points, three centroids
+    got = quantiser.kmeans(x, 3, 5, "l2", seed=0)
+    assert np.isfinite(got).all() and len(np.unique(got.round(6), axis=0)) == 3
+
+
+def _lists(index) -> np.ndarray:
+    """The list each vector of an inverted file was added to."""
+    from faiss.contrib.inspect_tools import get_invlist
+
+    ivf = faiss.extract_index_ivf(index)
+    out = np.full(ivf.ntotal, -1)
+    for list_no in range(ivf.nlist):
+        ids, _ = get_invlist(ivf.invlists, list_no)
+        out[ids] = list_no
+    return out
+
+
+@pytest.mark.parametrize(("factory", "metric"), [("IVF64,SQ8", "l2"), ("IVF64,PQ8", "ip"), ("PCA16,IVF32,SQ8", "ip")])
+def test_indexes_fill_their_lists_as_faiss_assigns_them_and_find_their_vectors(bf16, factory, metric):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    if metric == "ip":
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = ann.VectorIndex.build(x, metric, IndexConfig(nprobe=64, candidates=10), factory=factory)
+    assert index.size == 4000 and index.index.is_trained
+    ivf = faiss.extract_index_ivf(index.index)
+    chained = x
+    if isinstance(index.index, faiss.IndexPreTransform):  # the PCA was trained, and applied before the lists
+        chained = faiss.downcast_VectorTransform(index.index.chain.at(0)).apply(x)
+    _, want = ivf.quantizer.search(chained, 1)
+    lists = _lists(index.index)
+    assert (lists >= 0).all() and (lists == want[:, 0]).mean() >= 0.97  # bfloat16: but for near ties
+    sizes = np.bincount(want[:, 0], minlength=ivf.nlist)
+    assert (sizes > 0).all()  # k-means left no list empty
+    found = index.search(x[:200], 10)
+    assert (found == np.arange(200)[:, None]).any(axis=1).mean() >= 0.95
+
+
+def test_without_bfloat16_faiss_trains_and_fills_the_lists_itself(monkeypatch):
+    monkeypatch.setattr(quantiser, "enabled", lambda dim: False)
+    monkeypatch.setattr(quantiser, "nearest", None)  # never called
+    x = np.random.default_rng(5).standard_normal((2000, 16)).astype(np.float32)
+    index = ann.VectorIndex.build(x, "l2", IndexConfig(nprobe=8, candidates=5), factory="IVF32,SQ8")
+    _, want = faiss.extract_index_ivf(index.index).quantizer.search(x, 1)
+    np.testing.assert_array_equal(_lists(index.index), want[:, 0])
+
+
+def test_other_index_kinds_train_and_add_through_faiss(bf16):
+    x = np.random.default_rng(4).standard_normal((500, 16)).astype(np.float32)
+    index = ann.VectorIndex.build(x, "l2", IndexConfig(nprobe=16, candidates=5), factory="IVF16_HNSW8,Flat")
+    assert index.size == 500 and (index.search(x[:20], 1)[:, 0] == np.arange(20)).all()
