@@ -58,8 +58,8 @@ def test_auto_factory_grows_with_the_library():
     assert ann.resolve_factory("auto", 1_000_000) == "IVF4096,SQ8"
     assert ann.resolve_factory("auto", 600) == "IVF128,SQ8"
     assert ann.resolve_factory("HNSW32,Flat", 10) == "HNSW32,Flat"
-    assert ann.vote_factory("auto", 4_000_000, 512) == "IVF2048,PQ64"  # seconds only vote: smaller
-    assert ann.vote_factory("auto", 4_000_000, 328) == "IVF2048,PQ42"  # 336 dimensions once padded
+    assert ann.vote_factory("auto", 4_000_000, 512) == "IVF1024,PQ128x4"  # seconds only vote: smaller
+    assert ann.vote_factory("auto", 4_000_000, 328) == "IVF1024,PQ84x4"  # 336 dimensions once padded
     assert not ann.needs_index(50_000, EXACT) and ann.needs_index(50_001, EXACT)
 
 
@@ -105,6 +105,31 @@ def test_float32_rows_are_stored_as_numpys_float16_values(tmp_path):
         want = x.astype(np.float16)
     for got in (to_float16(x), to_float16(mapped[:]), to_float16(mapped[:, :7])):
         assert got.dtype == np.float16 and np.array_equal(got.view(np.uint16), want[:, :got.shape[1]].view(np.uint16))
+
+
+def test_column_statistics_read_each_chunk_once(tmp_path, monkeypatch):
+    """Chunked statistics (merged per chunk, one read of the array) equal NumPy's over the whole,
+    up to float32 deviations; with a float16 copy they are the copy's, and the copy holds the
+    values rounded as stored."""
+    monkeypatch.setattr(spaces, "CHUNK", 16)
+    x = (np.random.default_rng(2).standard_normal((203, 9)) * [1, 10, 1e3, 1e-3, 5, 5, 5, 5, 5] + 40).astype(np.float32)
+    mean, std = spaces.column_stats(x)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std, x.astype(np.float64).std(axis=0), rtol=1e-6)
+    copy = np.zeros(x.shape, COMPACT)
+    mean, std = spaces.column_stats(x, copy)
+    assert np.array_equal(copy, x.astype(COMPACT))
+    np.testing.assert_allclose(std, copy.astype(np.float64).std(axis=0), rtol=1e-6)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    offsets = np.arange(0, 204, 3)[:68]
+    offsets[-1] = 203
+    space = SegmentSpace.build("audio", np.arange(67), offsets, x, standardise=True, compact=True)
+    assert isinstance(space.seconds, np.memmap) and np.array_equal(space.seconds, copy)
+    np.testing.assert_allclose(space.center, mean, rtol=1e-6)
+    # column 3 is constant once rounded to float16: scale 1
+    np.testing.assert_allclose(space.scale, np.where(std > 1e-8, std, 1.0), rtol=1e-6)
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_one_pass_over_the_seconds_gives_each_index_its_vectors(tmp_path, monkeypatch):
@@ -465,9 +490,12 @@ def test_a_served_large_index_maps_its_arrays_in_the_background(libraries, feats
     assert any(a is seconds for a in arrays) and len({id(a) for a in arrays}) == len(arrays)
     assert mapped.index.page_in(share=1e-9) == 0  # more than that share of the memory: left alone
     assert _resident_kb(seconds.filename) < seconds.nbytes // 1024
+    lazy = [s.second_ann for s in mapped.index.spaces.values() if getattr(s, "second_ann", None) is not None]
+    assert lazy and not any(i.loaded for i in lazy)  # per-second indexes: read when first needed, not by load
     thread = mapped.warm_up()
     thread.join(60)
     assert not thread.is_alive()
+    assert all(i.loaded for i in lazy) and mapped.index.read_second_indexes() == 0
     assert _resident_kb(seconds.filename) >= seconds.nbytes // 1024  # every page mapped
     assert mapped.index.page_in() == sum(a.nbytes for a in arrays)
     first = feats.clip(3)

@@ -125,3 +125,27 @@ def test_other_index_kinds_train_and_add_through_faiss(bf16):
     x = np.random.default_rng(4).standard_normal((500, 16)).astype(np.float32)
     index = ann.VectorIndex.build(x, "l2", IndexConfig(nprobe=16, candidates=5), factory="IVF16_HNSW8,Flat")
     assert index.size == 500 and (index.search(x[:20], 1)[:, 0] == np.arange(20)).all()
+
+
+@pytest.mark.parametrize("assign", ["bfloat16", "faiss"])
+def test_four_bit_codes_are_filled_as_assigned_then_searched_by_fast_scan(monkeypatch, tmp_path, assign):
+    """The per-second index's kind: a plain IVFPQ of 4-bit codes, its lists filled by this module
+    (or FAISS), converted to FAISS' fast-scan index over the same codes, which finds what the plain
+    one finds and survives a round trip; a fast-scan factory given as such is filled by FAISS."""
+    monkeypatch.setattr(quantiser, "enabled", lambda dim: assign == "bfloat16")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((6000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cfg = IndexConfig(nprobe=8, candidates=5)
+    index = ann.VectorIndex.build(x, "ip", cfg, factory="IVF64,PQ32x4")
+    assert type(index.index) is faiss.IndexIVFPQFastScan and index.size == 6000
+    _, want = faiss.extract_index_ivf(index.index).quantizer.search(x, 1)
+    assert (_lists(index.index) == want[:, 0]).mean() >= 0.97
+    found = index.search(x[:300], 5)
+    assert (found[:, 0] == np.arange(300)).mean() >= 0.9
+    index.save(tmp_path / "fs.faiss")
+    back = ann.VectorIndex.load(tmp_path / "fs.faiss", "ip", 8, 5)
+    np.testing.assert_array_equal(back.search(x[:300], 5), found)
+    given = ann.VectorIndex.build(x, "ip", cfg, factory="IVF64,PQ32x4fs")
+    assert type(given.index) is faiss.IndexIVFPQFastScan
+    assert (given.search(x[:300], 5)[:, 0] == np.arange(300)).mean() >= 0.9

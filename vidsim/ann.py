@@ -16,7 +16,9 @@ import logging
 import math
 import os
 import sys
+import threading
 import types
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,14 +49,21 @@ def load_faiss() -> types.ModuleType:
 
 
 def _pad(x: np.ndarray, dim: int) -> np.ndarray:
-    """(n, dim) contiguous float32: x with zero columns appended (float16 converted by
-    `spaces.to_float32`: NumPy's cast of a million clips' float16 vectors took 24 s of encode)."""
-    x = to_float32(x)
-    if x.shape[1] == dim:
-        return np.ascontiguousarray(x)
-    out = np.zeros((len(x), dim), np.float32)
-    out[:, :x.shape[1]] = x
-    return out
+    """(n, dim) contiguous float32: x with zero columns appended (float16 converted by PyTorch,
+    `spaces.to_float32`: NumPy's cast of a million clips' float16 vectors took 24 s of encode;
+    where columns are appended, cast straight into the wider array, on every core)."""
+    if x.shape[1] == dim or x.dtype != np.float16:
+        x = to_float32(x)
+        if x.shape[1] == dim:
+            return np.ascontiguousarray(x)
+        out = np.zeros((len(x), dim), np.float32)
+        out[:, :x.shape[1]] = x
+        return out
+    import torch  # noqa: PLC0415 - float16 vectors come from large spaces only
+
+    out = torch.zeros(len(x), dim)
+    out[:, :x.shape[1]] = torch.from_numpy(x if x.flags.writeable and x.flags.c_contiguous else np.array(x, order="C"))
+    return out.numpy()
 
 
 def needs_index(n: int, cfg: IndexConfig) -> bool:
@@ -75,11 +84,15 @@ def resolve_factory(factory: str, n: int, codes: str = "SQ8", lists: float = 4.0
 
 
 def vote_factory(factory: str, n: int, dim: int) -> str:
-    """`auto` for an index over every second, whose hits only vote for clips: sqrt(n) lists
-    (4 million seconds are 4 times a million clips: a quarter of the lists per vector keeps
-    filling it as quick) and product-quantised codes of a byte per 8 dimensions, 1/16 of float32
-    (a million 4-s clips' frames: 256 MB)."""
-    return resolve_factory(factory, n, f"PQ{-(-dim // ALIGN) * ALIGN // 8}", lists=1.0)
+    """`auto` for an index over every second, whose hits only vote for clips: sqrt(n) / 2 lists
+    (4 million seconds: 1,024, a sixteenth of the lists per vector of a million clips' 4,096, which
+    keeps filling them quick; searched at `index.segment_nprobe` 8, the share of the seconds that
+    2,048 lists at 16 visited) and product-quantised codes of 4 bits per 4 dimensions, 1/16 of
+    float32 (a million 4-s clips' frames: 256 MB), searched by FAISS' fast-scan kernels
+    (`_fast_scan`). At a million clips, against 2,048 lists of a byte per 8 dimensions: every
+    excerpt's source still voted for, both indexes built in 73 s instead of 144, and a query's
+    votes 8-16x quicker (BENCHMARK.md, 2026-12-06, afternoon)."""
+    return resolve_factory(factory, n, f"PQ{-(-dim // ALIGN) * ALIGN // 4}x4", lists=0.5)
 
 
 def _inverted_file(index):
@@ -92,8 +105,9 @@ def _inverted_file(index):
     if isinstance(index, faiss.IndexPreTransform):
         chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
         index = faiss.downcast_index(index.index)
-    if not isinstance(index, faiss.IndexIVF) or not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat):
-        return None, None
+    if not isinstance(index, faiss.IndexIVF) or isinstance(index, faiss.IndexIVFFastScan) or \
+            not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat):
+        return None, None  # (fast-scan lists hold packed blocks that only FAISS' own add writes)
     return chain, index
 
 
@@ -132,16 +146,51 @@ def _adder(index, metric: str):
     return add
 
 
-class VectorIndex:
-    """A FAISS index over one float32 vector per clip; ids are positions in the space's rows."""
+def _fast_scan(index):
+    """An inverted file of 4-bit product-quantised codes, once filled, as FAISS' fast-scan index
+    over the same codes (`IndexIVFPQFastScan`: lookup tables held in SIMD registers, several times
+    quicker to search). Built as a plain IVFPQ first, so that `vidsim.quantiser` can fill its
+    lists (a fast-scan index packs its codes in blocks only FAISS' own add writes). Any other index
+    is returned as it is."""
+    faiss = load_faiss()
+    if type(index) is not faiss.IndexIVFPQ or index.pq.nbits != 4 or index.pq.M % 2:
+        return index
+    fast = faiss.IndexIVFPQFastScan(index)  # keeps a reference to `index`, whose quantiser it uses
+    index.reset()  # its codes are copied: free them
+    return fast
 
-    def __init__(self, index, metric: str, nprobe: int, candidates: int):
+
+class VectorIndex:
+    """A FAISS index over one float32 vector per clip; ids are positions in the space's rows.
+
+    With a `reader` instead of an index, the index is read from disk when first used (under a
+    lock: a server's background warm-up and a query may both ask)."""
+
+    def __init__(self, index, metric: str, nprobe: int, candidates: int,
+                 reader: Callable[[], object] | None = None):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-        self.index = index
+        if index is None and reader is None:
+            raise ValueError("a VectorIndex needs an index or a reader")
+        self._index, self._reader, self._lock = index, reader, threading.Lock()
         self.metric = metric
         self.candidates = int(candidates)  # clips proposed per query, re-ranked exactly by the space
         self.set_nprobe(nprobe)
+
+    @property
+    def index(self):
+        """The FAISS index, read now if it was loaded lazily."""
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    index = self._reader()
+                    self._apply_nprobe(index)
+                    self._index = index
+        return self._index
+
+    @property
+    def loaded(self) -> bool:
+        return self._index is not None
 
     @property
     def size(self) -> int:
@@ -155,11 +204,15 @@ class VectorIndex:
     def set_nprobe(self, nprobe: int) -> None:
         """How much of the index a query visits: IVF lists (nprobe) or HNSW's efSearch."""
         self.nprobe = int(nprobe)
+        if self._index is not None:  # a lazily loaded index gets it when read
+            self._apply_nprobe(self._index)
+
+    def _apply_nprobe(self, index) -> None:
         try:
-            load_faiss().extract_index_ivf(self.index).nprobe = self.nprobe
+            load_faiss().extract_index_ivf(index).nprobe = self.nprobe
         except RuntimeError:  # not an inverted file
-            if hasattr(self.index, "hnsw"):
-                self.index.hnsw.efSearch = max(self.nprobe, 16)
+            if hasattr(index, "hnsw"):
+                index.hnsw.efSearch = max(self.nprobe, 16)
 
     @classmethod
     def build(cls, vectors: np.ndarray, metric: str, cfg: IndexConfig, seed: int = 0,
@@ -192,6 +245,7 @@ class VectorIndex:
         add = _adder(index, metric)
         for a in progress(range(0, n, ADD_CHUNK), desc=f"{label}: {factory}", unit="chunk"):
             add(_pad(vectors[a:a + ADD_CHUNK], padded))
+        index = _fast_scan(index)
         log.info("%s: %s over %d vectors of %d dimensions", label, factory, n, d)
         return cls(index, metric, cfg.nprobe, cfg.candidates)
 
@@ -206,12 +260,18 @@ class VectorIndex:
             load_faiss().write_index(self.index, str(tmp))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, metric: str, nprobe: int, candidates: int) -> VectorIndex:
+    def load(cls, path: str | os.PathLike, metric: str, nprobe: int, candidates: int,
+             lazy: bool = False) -> VectorIndex:
         """Read an index, memory-mapped where FAISS can (IO_FLAG_MMAP_IFC: loading is quick and
-        searching as fast as from memory; plain IO_FLAG_MMAP measured 4x slower per search)."""
-        faiss = load_faiss()
-        try:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
-        except RuntimeError:  # not every index kind can be memory-mapped
-            index = faiss.read_index(str(path))
-        return cls(index, metric, nprobe, candidates)
+        searching as fast as from memory; plain IO_FLAG_MMAP measured 4x slower per search);
+        with `lazy`, when first used (a fast-scan index is read whole: a million clips' per-second
+        indexes, 0.5 GB, took 6.7 s from a cold disk)."""
+        def read():
+            faiss = load_faiss()
+            try:
+                return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+            except RuntimeError:  # not every index kind can be memory-mapped
+                return faiss.read_index(str(path))
+
+        return cls(None, metric, nprobe, candidates, reader=read) if lazy else \
+            cls(read(), metric, nprobe, candidates)

@@ -110,7 +110,7 @@ class IndexConfig:
     # votes join the candidates (an excerpt of a long video, whose mean second is not the excerpt's)
     segment_candidates: int = 100  # 0: no per-second index
     segment_hits: int = 32
-    segment_nprobe: int = 16
+    segment_nprobe: int = 8  # of its sqrt(S) / 2 lists (`ann.vote_factory`)
     train_sample: int = 160000  # vectors the FAISS quantiser is trained on (FAISS asks 39 per list)
     calibration_sample: int = 5000  # larger spaces: each calibration query meets its nearest + this many
 

@@ -94,9 +94,9 @@ class Index:
             if entry.get("faiss"):
                 space.ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["faiss"]), space.metric,
                                                  cfg.nprobe, cfg.candidates)
-            if entry.get("seconds_faiss"):
+            if entry.get("seconds_faiss"):  # read when an excerpt query first votes (or by `warm_up`)
                 space.second_ann = ann.VectorIndex.load(_inside(d / ARRAYS_DIR, entry["seconds_faiss"]), "ip",
-                                                        cfg.segment_nprobe, cfg.segment_candidates)
+                                                        cfg.segment_nprobe, cfg.segment_candidates, lazy=True)
                 space.second_hits = cfg.segment_hits
             spaces[key] = space
         fused = {}
@@ -116,6 +116,15 @@ class Index:
         arrays = {id(a): a for space in self.spaces.values() for a in space.arrays().values()
                   if isinstance(a, np.memmap)}
         return list(arrays.values())
+
+    def read_second_indexes(self) -> int:
+        """Read the per-second FAISS indexes that `load` left to their first use (only a query
+        shorter than the library's longest clip votes through them); how many were read."""
+        lazy = [s.second_ann for s in self.spaces.values()
+                if getattr(s, "second_ann", None) is not None and not s.second_ann.loaded]
+        for index in lazy:
+            index.index  # noqa: B018 - reads it
+        return len(lazy)
 
     def page_in(self, share: float = PAGE_IN_SHARE) -> int:
         """Map every page of the memory-mapped arrays into this process (touching one byte per

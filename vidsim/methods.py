@@ -41,6 +41,7 @@ FUSED = "audio_visual"
 TEXT_SPACE = "vidsim.text"  # frame embeddings in the encoder's space, for text queries
 LOO_SAMPLE = 300  # library clips used as leave-one-out queries when fitting calibrations
 EXACT = 1e-5  # a distance this small is an exact match (float rounding of 0)
+FAR_ROWS = 2048  # calibration: query rows (seconds) scored against the far clips in one product
 
 
 def check(method: str) -> str:
@@ -80,7 +81,8 @@ def build_spaces(features: Features, models: dict[str, tuple[VAE, Normaliser]], 
         rows, offsets, seconds = features.segment_rows(modality)
         if len(rows):
             # audio windows mix units (energies, Hz, ratios): standardise; embeddings only need centring
-            space = SegmentSpace.build(modality, rows, offsets, seconds, standardise=modality == "audio")
+            space = SegmentSpace.build(modality, rows, offsets, seconds, standardise=modality == "audio",
+                                       compact=ann.needs_index(len(rows), index))
             spaces[f"vidsim.{modality}"] = space
             if modality == "visual" and text:
                 spaces[TEXT_SPACE] = dataclasses.replace(
@@ -150,14 +152,18 @@ def expanded_distances(space: Space, rep: np.ndarray, expansion: Expansion | Non
     if len(top) == 0:
         return d0
     d1 = np.mean([space.distances(space.member(int(j))) for j in top], axis=0)
-    mixed = (1.0 - expansion.mix) * d0 + expansion.mix * d1
-    # a clip that matches every query second exactly (the query itself, a copy) stays first
-    return np.where(d0 <= EXACT, 0.0, mixed)
+    return mixed_distance(d0, d1, expansion.mix)
 
 
 def expansion_for(method: str, n: int, mix: float) -> Expansion | None:
     """Query expansion is part of the default method only; the original and raw stay as they were."""
     return Expansion(n, mix) if method == "vidsim" and n > 0 else None
+
+
+def mixed_distance(d0: np.ndarray, d1: np.ndarray, mix: float) -> np.ndarray:
+    """Query expansion's distance: the query's own d0 mixed with its expansion hits' mean d1; a
+    clip the query matches exactly (itself, a copy) stays at 0."""
+    return np.where(d0 <= EXACT, 0.0, (1.0 - mix) * d0 + mix * d1)
 
 
 class QueryDistances:
@@ -204,7 +210,7 @@ class QueryDistances:
                 self.known = self._mixed(d0, d1)
 
     def _mixed(self, d0: np.ndarray, d1: np.ndarray) -> np.ndarray:
-        return np.where(d0 <= EXACT, 0.0, (1.0 - self.mix) * d0 + self.mix * d1)
+        return mixed_distance(d0, d1, self.mix)
 
     def at(self, pos: np.ndarray) -> np.ndarray:
         """(P,) exact expanded distances to the clips at these positions of the space."""
@@ -278,6 +284,11 @@ def sampled_distances(space: Space, codes: np.ndarray | None, sample: int, expan
     have the distances and relevance of all M - 1 pairs in expectation, which a uniform sample of
     clips would lose: in a million clips, a label 100 clips share has no pair among 5,000 drawn.
 
+    The uniform part is one draw for every query (less each query's own nearest clips and itself),
+    so a space with a FAISS index reads those clips once and scores them against every query and
+    its expansion hits in one product (`_far_distances`), where a draw per query read 5,000 clips
+    from the memory-mapped file 300 times (most of calibrating a million clips).
+
     Args:
         codes: the library's `label_codes` for the space's modality.
 
@@ -287,7 +298,8 @@ def sampled_distances(space: Space, codes: np.ndarray | None, sample: int, expan
     rng = np.random.default_rng(seed)
     near = space.ann.candidates if space.ann is not None else IndexConfig.candidates
     picks = np.unique(np.linspace(0, m - 1, min(queries, m)).round().astype(int))
-    out_d, out_rel, out_w = [], [], []
+    draw = rng.choice(m, min(m, sample + near + 1), replace=False)  # random order: the first `sample` not taken
+    nearest, others, far, deferred = [], [], [], []
     for j in picks:
         skip = np.zeros(m, bool)
         skip[j] = True
@@ -298,13 +310,21 @@ def sampled_distances(space: Space, codes: np.ndarray | None, sample: int, expan
         else:
             pos = qd.ranked()[0]
             pos = pos[pos != j][:near]
-        taken = np.append(pos, j)
-        draw = rng.choice(m, min(m, sample + len(taken)), replace=False)  # random order
-        drawn = np.sort(draw[~np.isin(draw, taken)][:sample])
-        cols = np.concatenate([pos, drawn])
-        out_d.append(qd.at(cols))
-        out_w.append(np.concatenate([np.ones(len(pos)), np.full(len(drawn), (m - len(taken)) / max(len(drawn), 1))]))
-        rel = relevance(codes, space.rows[[j]], space.rows[cols])
+        cols = np.sort(draw[~np.isin(draw, np.append(pos, j))][:sample])
+        nearest.append((pos, qd.at(pos)))
+        others.append(cols)
+        if qd.full is not None:
+            far.append(qd.full[cols])
+        else:
+            deferred.append((qd.rep, qd.extra, qd.mix))
+    if deferred:  # a space with a FAISS index: the drawn clips read once, for every query
+        drawn = np.unique(np.concatenate(others))
+        far = [d[np.searchsorted(drawn, cols)] for d, cols in zip(_far_distances(space, deferred, drawn), others)]
+    out_d, out_rel, out_w = [], [], []
+    for j, (pos, d_near), cols, d_far in zip(picks, nearest, others, far):
+        out_d.append(np.concatenate([d_near, d_far]))
+        out_w.append(np.concatenate([np.ones(len(pos)), np.full(len(cols), (m - len(pos) - 1) / max(len(cols), 1))]))
+        rel = relevance(codes, space.rows[[j]], space.rows[np.concatenate([pos, cols])])
         out_rel.append(None if rel is None else rel[0])
     width = max(len(d) for d in out_d)
 
@@ -313,6 +333,30 @@ def sampled_distances(space: Space, codes: np.ndarray | None, sample: int, expan
 
     labelled = all(r is not None for r in out_rel)
     return pad(out_d, np.inf), pad(out_rel, False) if labelled else None, pad(out_w, 0.0)
+
+
+def _far_distances(space: Space, queried: list[tuple[np.ndarray, list[np.ndarray], float]], drawn: np.ndarray
+                   ) -> list[np.ndarray]:
+    """Each query's exact expanded distances to the clips at `drawn` (positions, ascending), every
+    query and its expansion hits scored against the drawn clips read once.
+
+    Args:
+        queried: (query rows, expansion hits' rows, expansion mix) per query."""
+    vectors = [v for rep, extra, _ in queried for v in (rep, *extra)]
+    groups, start, rows = [], 0, 0  # of about FAR_ROWS query rows (seconds): each product stays small
+    for i, v in enumerate(vectors):
+        rows += len(np.atleast_2d(v))
+        if rows >= FAR_ROWS or i == len(vectors) - 1:
+            groups.append((start, i + 1))
+            start, rows = i + 1, 0
+    d = np.concatenate([space.distances_many(vectors[a:b], drawn) for a, b in groups])
+    out, row = [], 0
+    for _, extra, mix in queried:
+        d0, row = d[row], row + 1
+        if extra:
+            d0, row = mixed_distance(d0, d[row:row + len(extra)].mean(axis=0), mix), row + len(extra)
+        out.append(d0.astype(np.float64))
+    return out
 
 
 def calibrate(spaces: dict[str, Space], clips: pd.DataFrame, k: int, expansion: tuple[int, float] = (0, 0.0),

@@ -152,12 +152,17 @@ class Library:
         return cls(index, index_dir)
 
     def warm_up(self) -> threading.Thread | None:
-        """Map a large index's arrays into this process in a background thread (`Index.page_in`),
-        so a long-lived server's queries stop paying page faults; None for a small index (its
-        arrays are in memory)."""
+        """Read a large index's per-second FAISS indexes and map its arrays into this process in a
+        background thread (`Index.read_second_indexes`, `Index.page_in`), so a long-lived server's
+        queries stop paying for either; None for a small index (its arrays are in memory)."""
         if not self.index.mapped():
             return None
-        thread = threading.Thread(target=self.index.page_in, name="vidsim-page-in", daemon=True)
+
+        def warm() -> None:
+            self.index.read_second_indexes()
+            self.index.page_in()
+
+        thread = threading.Thread(target=warm, name="vidsim-page-in", daemon=True)
         thread.start()
         return thread
 

@@ -36,19 +36,31 @@ COMPACT = np.float16  # storage of the vectors of spaces with a FAISS index
 MAX_VOTERS = 32  # query seconds (evenly spaced) that search the per-second index
 
 
-def column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) per column; arrays longer than CHUNK rows are read in chunks (float64 sums), so
-    a memory-mapped array is never copied whole. One chunk gives NumPy's own x.mean(0), x.std(0)."""
-    if len(x) <= CHUNK:
+def column_stats(x: np.ndarray, copy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) per column. Arrays longer than CHUNK rows are read once, in chunks whose means
+    and squared deviations (float32 deviations, float64 sums) are merged as Chan et al.'s parallel
+    variance: a memory-mapped array is never copied whole, nor read twice (a million clips'
+    seconds are 13 GB). With `copy` (an array of x's shape), each chunk is also written into it,
+    cast to its dtype, as it is read, and the statistics are those of the copy. One chunk without
+    a copy gives NumPy's own x.mean(0), x.std(0)."""
+    if len(x) <= CHUNK and copy is None:
         return x.mean(axis=0), x.std(axis=0)
-    total = np.zeros(x.shape[1], np.float64)
+    n, mean, m2 = 0, np.zeros(x.shape[1], np.float64), np.zeros(x.shape[1], np.float64)
     for a in range(0, len(x), CHUNK):
-        total += x[a:a + CHUNK].sum(axis=0, dtype=np.float64)
-    mean = total / len(x)
-    sq = np.zeros(x.shape[1], np.float64)
-    for a in range(0, len(x), CHUNK):
-        sq += ((x[a:a + CHUNK] - mean) ** 2).sum(axis=0)
-    return mean, np.sqrt(sq / len(x))
+        chunk = x[a:a + CHUNK]
+        if copy is not None:
+            chunk = to_float16(chunk) if copy.dtype == COMPACT else np.asarray(chunk, copy.dtype)
+            copy[a:a + len(chunk)] = chunk
+        chunk = to_float32(chunk)
+        k = len(chunk)
+        chunk_mean = chunk.sum(axis=0, dtype=np.float64) / k
+        deviations = chunk - chunk_mean.astype(np.float32)
+        deviations *= deviations
+        delta = chunk_mean - mean
+        m2 += deviations.sum(axis=0, dtype=np.float64) + delta ** 2 * (n * k / (n + k))
+        mean += delta * (k / (n + k))
+        n += k
+    return mean, np.sqrt(m2 / n)
 
 
 def scratch_array(shape: tuple[int, ...], dtype) -> np.memmap:
@@ -69,7 +81,7 @@ def _map_chunks(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], dtype, sc
     shape = (len(x), *first.shape[1:])
     out = scratch_array(shape, dtype) if scratch else np.empty(shape, dtype)
     for a in range(0, len(x), CHUNK):
-        out[a:a + CHUNK] = fn(x[a:a + CHUNK])
+        out[a:a + CHUNK] = to_float16(fn(x[a:a + CHUNK])) if out.dtype == COMPACT else fn(x[a:a + CHUNK])
     return out
 
 
@@ -270,6 +282,12 @@ class VectorSpace(_Nearest):
     def distances_at(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:
         return np.linalg.norm(to_float32(self.vectors[pos]) - q[None, :], axis=1)
 
+    def distances_many(self, queries: list[np.ndarray], pos: np.ndarray) -> np.ndarray:
+        """(len(queries), P), the clips' vectors read once for every query."""
+        x = to_float32(self.vectors[pos])
+        return np.stack([np.linalg.norm(x - q[None, :], axis=1) for q in queries]) if queries else \
+            np.zeros((0, len(pos)), np.float32)
+
     def summary(self, q: np.ndarray) -> np.ndarray:
         return q
 
@@ -334,7 +352,7 @@ class SegmentSpace(_Nearest):
     modality: str
     rows: np.ndarray  # (M,)
     offsets: np.ndarray  # (M + 1,) clip j owns seconds[offsets[j]:offsets[j + 1]]
-    seconds: np.ndarray  # (S, D) per-second features as extracted
+    seconds: np.ndarray  # (S, D) per-second features as extracted (float16 with a FAISS index)
     center: np.ndarray  # (D,) mean library second (zeros: the encoder's own space, for text)
     scale: np.ndarray  # (D,) per-dimension scale (the std, or ones when only centring)
     ann: VectorIndex | None = None
@@ -348,11 +366,16 @@ class SegmentSpace(_Nearest):
 
     @classmethod
     def build(cls, modality: str, rows: np.ndarray, offsets: np.ndarray, seconds: np.ndarray,
-              standardise: bool, centre: bool = True) -> SegmentSpace:
+              standardise: bool, centre: bool = True, compact: bool = False) -> SegmentSpace:
         """Centre (and, with `standardise`, scale) with the library's per-second statistics.
 
-        `centre=False` keeps the encoder's own space (where CLIP text embeddings live)."""
-        mean, std = column_stats(seconds)
+        `centre=False` keeps the encoder's own space (where CLIP text embeddings live). `compact`
+        (the space will get a FAISS index): the seconds are kept as float16, as the index stores
+        them, in a `scratch_array` copied while their statistics are read (the index's build and
+        its save then read 2 bytes a value, not 4, and never convert them again)."""
+        stored = scratch_array(seconds.shape, COMPACT) if compact else None
+        mean, std = column_stats(seconds, stored)
+        seconds = seconds if stored is None else stored
         center = mean.astype(np.float32) if centre else np.zeros(seconds.shape[1], np.float32)
         scale = np.where(std > 1e-8, std, 1.0).astype(np.float32) if standardise \
             else np.ones_like(center)
@@ -503,33 +526,36 @@ class SegmentSpace(_Nearest):
         the FusedIndex too), each second's length once centred and scaled (returned: `norms`), and
         with `prepared` (S, D) every prepared second written into it (the per-second index's
         vectors). At a million 4-s clips, once instead of four times over 4 million seconds."""
+        import torch  # noqa: PLC0415 - large spaces only: its kernels use every core (NumPy's: one)
+
         self.summary_rows = None
         summaries = scratch_array((len(self.rows), self.seconds.shape[1]), COMPACT)
         norms = np.empty(len(self.seconds), np.float32)
-        for a, b, lo, x in self._prepared_chunks(norms):
-            if prepared is not None:
-                prepared[lo:lo + len(x)] = to_float16(x)
-            summaries[a:b] = to_float16(_normalise_rows(np.add.reduceat(x, self.offsets[a:b] - lo, axis=0)))
-        self.summary_rows = summaries
-        return norms
-
-    def _prepared_chunks(self, norms: np.ndarray | None = None) -> Iterator[tuple[int, int, int, np.ndarray]]:
-        """(first clip, end clip, first second, their seconds prepared) for clips in chunks of
-        about CHUNK seconds; with `norms`, the seconds are rounded to float16 first and their
-        lengths once centred and scaled are written into it."""
+        center, scale = torch.from_numpy(self.center), torch.from_numpy(self.scale)
         step = max(1, CHUNK // 16)
         for a in range(0, len(self.rows), step):
             b = min(a + step, len(self.rows))
             lo, hi = int(self.offsets[a]), int(self.offsets[b])
-            x = self.seconds[lo:hi]
-            if norms is None:
-                yield a, b, lo, self._prepare(to_float32(x))
-                continue
-            x = (to_float32(to_float16(x)) - self.center) / self.scale
-            n = np.linalg.norm(x, axis=1)
-            norms[lo:hi] = n
-            x /= np.maximum(n, 1e-12)[:, None]
-            yield a, b, lo, x
+            x = torch.from_numpy(to_float32(to_float16(self.seconds[lo:hi])))
+            x.sub_(center).div_(scale)
+            n = torch.linalg.vector_norm(x, dim=1)
+            norms[lo:hi] = n.numpy()
+            x.div_(n.clamp_min(1e-12).unsqueeze(1))
+            if prepared is not None:
+                prepared[lo:hi] = x.half().numpy()
+            sums = torch.segment_reduce(x, "sum", lengths=torch.from_numpy(np.diff(self.offsets[a:b + 1])), axis=0)
+            summaries[a:b] = to_float16(_normalise_rows(sums.numpy()))
+        self.summary_rows = summaries
+        return norms
+
+    def _prepared_chunks(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        """(first clip, end clip, first second, their seconds prepared) for clips in chunks of
+        about CHUNK seconds."""
+        step = max(1, CHUNK // 16)
+        for a in range(0, len(self.rows), step):
+            b = min(a + step, len(self.rows))
+            lo, hi = int(self.offsets[a]), int(self.offsets[b])
+            yield a, b, lo, self._prepare(to_float32(self.seconds[lo:hi]))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rows": self.rows, "offsets": self.offsets, "seconds": self.seconds,

@@ -55,9 +55,9 @@ def copy_thumbnails(src: Path, dst: Path, shas: set[str]) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    for sha in shas:
-        if (src / f"{sha}.jpg").exists():
-            shutil.copyfile(src / f"{sha}.jpg", dst / f"{sha}.jpg")
+    present = {p.stem for p in src.glob("*.jpg")} if src.is_dir() else set()  # one listing, not a stat per clip
+    for sha in sorted(shas & present):
+        shutil.copyfile(src / f"{sha}.jpg", dst / f"{sha}.jpg")
 
 
 if __name__ == "__main__":
