@@ -532,10 +532,7 @@ class SegmentSpace(_Nearest):
         summaries = scratch_array((len(self.rows), self.seconds.shape[1]), COMPACT)
         norms = np.empty(len(self.seconds), np.float32)
         center, scale = torch.from_numpy(self.center), torch.from_numpy(self.scale)
-        step = max(1, CHUNK // 16)
-        for a in range(0, len(self.rows), step):
-            b = min(a + step, len(self.rows))
-            lo, hi = int(self.offsets[a]), int(self.offsets[b])
+        for a, b, lo, hi in self._clip_chunks():
             x = torch.from_numpy(to_float32(to_float16(self.seconds[lo:hi])))
             x.sub_(center).div_(scale)
             n = torch.linalg.vector_norm(x, dim=1)
@@ -548,13 +545,16 @@ class SegmentSpace(_Nearest):
         self.summary_rows = summaries
         return norms
 
-    def _prepared_chunks(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
-        """(first clip, end clip, first second, their seconds prepared) for clips in chunks of
-        about CHUNK seconds."""
+    def _clip_chunks(self) -> Iterator[tuple[int, int, int, int]]:
+        """(first clip, end clip, first second, end second) of the clips in chunks of CHUNK / 16."""
         step = max(1, CHUNK // 16)
         for a in range(0, len(self.rows), step):
             b = min(a + step, len(self.rows))
-            lo, hi = int(self.offsets[a]), int(self.offsets[b])
+            yield a, b, int(self.offsets[a]), int(self.offsets[b])
+
+    def _prepared_chunks(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        """(first clip, end clip, first second, their seconds prepared) for clips in chunks."""
+        for a, b, lo, hi in self._clip_chunks():
             yield a, b, lo, self._prepare(to_float32(self.seconds[lo:hi]))
 
     def arrays(self) -> dict[str, np.ndarray]:
