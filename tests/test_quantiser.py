@@ -91,13 +91,41 @@ def _lists(index) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(("factory", "metric"), [("IVF64,SQ8", "l2"), ("IVF64,PQ8", "ip"), ("PCA16,IVF32,SQ8", "ip")])
-def test_indexes_fill_their_lists_as_faiss_assigns_them_and_find_their_vectors(bf16, factory, metric):
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+def test_a_quantiser_in_a_subspace_fills_lists_as_their_full_centroids_rank_them(bf16, metric):
+    """k-means in the sample's principal directions; the full-width centroids FAISS holds lie in
+    that subspace, so the nearest of them over every dimension is the list a vector was given."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3000, 8)).astype(np.float32) @ rng.standard_normal((8, 48)).astype(np.float32)
+    x += 0.3 * rng.standard_normal((3000, 48)).astype(np.float32) + 2.0  # structure in 8 of 48, and an offset
+    if metric == "ip":
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    coarse = quantiser.Coarse.train(x, 32, 10, metric, dims=8, seed=1)
+    assert coarse.basis.shape == (8, 48) and coarse.centroids.shape == (32, 8)
+    np.testing.assert_allclose(coarse.basis @ coarse.basis.T, np.eye(8), atol=1e-5)
+    full = coarse.full_centroids()
+    assert full.shape == (32, 48)
+    outside = full - (coarse.mean if metric == "l2" else 0)  # "ip" projects uncentred (coarse.mean is None)
+    np.testing.assert_allclose(outside @ coarse.basis.T @ coarse.basis, outside, atol=1e-4)
+    assert (coarse.mean is None) == (metric == "ip")
+    got = coarse.assign(x)
+    assert (got == _exact(x, full, metric)).mean() >= 0.97  # bfloat16: but for near ties
+    assert len(np.unique(got)) == 32
+    for dims in (0, 30):  # 0: every dimension; 30 of 48 would not halve the products
+        whole = quantiser.Coarse.train(x, 32, 10, metric, dims=dims, seed=1)
+        assert whole.basis is None and whole.full_centroids().shape == (32, 48)
+
+
+@pytest.mark.parametrize(("factory", "metric", "dims"), [("IVF64,SQ8", "l2", 128), ("IVF64,PQ8", "ip", 128),
+                                                         ("PCA16,IVF32,SQ8", "ip", 128), ("IVF64,SQ8", "l2", 8),
+                                                         ("IVF64,PQ8", "ip", 8)])
+def test_indexes_fill_their_lists_as_faiss_assigns_them_and_find_their_vectors(bf16, factory, metric, dims):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4000, 32)).astype(np.float32)
     if metric == "ip":
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = ann.VectorIndex.build(x, metric, IndexConfig(nprobe=64, candidates=10), factory=factory)
+    cfg = IndexConfig(nprobe=64, candidates=10, coarse_dims=dims)
+    index = ann.VectorIndex.build(x, metric, cfg, factory=factory)
     assert index.size == 4000 and index.index.is_trained
     ivf = faiss.extract_index_ivf(index.index)
     chained = x

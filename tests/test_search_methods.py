@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vidsim import methods, vae
+from vidsim import calibration, methods, vae
 from vidsim.calibration import Calibration, fit
 from vidsim.config import VAEConfig
 from vidsim.dataset import Features, load_features
@@ -196,6 +196,27 @@ def test_logistic_calibration_separates_rare_relevant_pairs():
     assert cal.prior == pytest.approx(100 / (100 + 1_000_000))
     p = cal(np.array([0.4, 0.5, 0.8]))
     assert p[0] > 0.95 and p[2] < 0.01, p
+
+
+def test_many_pairs_are_fitted_in_groups_of_nearly_equal_distance(monkeypatch):
+    """Above 2 x FIT_GROUPS pairs the fit takes runs of nearly equal distance as one relevant and one
+    other row each (a million clips' calibration: 1.6 M pairs a space); it gives the probabilities
+    of the fit over every pair."""
+    rng = np.random.default_rng(8)
+    d = np.concatenate([rng.gamma(2.0, 0.3, 3000), rng.normal(3.0, 0.4, 27_000)])
+    rel = rng.random(len(d)) < 1 / (1 + np.exp(-(8 - 9 * d)))
+    w = np.where(np.arange(len(d)) < 3000, 1.0, 50.0)
+    gd, gy, gw = calibration.grouped_pairs(d, rel, w, groups=500)
+    assert len(gd) <= 1000 and gw.sum() == pytest.approx(w.sum())
+    assert gw[gy].sum() == pytest.approx(w[rel].sum())  # each run's relevant weight on its relevant row
+    assert np.all(np.diff(gd[gy]) >= 0) and np.all(np.diff(gd[~gy]) >= 0)  # runs in order of distance
+    whole = fit(d[None], rel[None], 5, w[None])
+    monkeypatch.setattr(calibration, "FIT_GROUPS", 500)
+    grouped = fit(d[None], rel[None], 5, w[None])
+    assert grouped.prior == whole.prior and grouped.scale == whole.scale
+    at = np.linspace(0.0, 2.0, 21)
+    np.testing.assert_allclose(grouped(at), whole(at), atol=1e-4)
+    assert grouped(at)[0] > 0.99 and grouped(at)[-1] < 0.01
 
 
 def test_library_fused_search_ranks_the_right_pair_first(library):

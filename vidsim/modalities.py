@@ -37,7 +37,7 @@ def clip_input(audio: np.ndarray | None, visual: np.ndarray | None, modality: st
         return visual
     if audio is None or visual is None:
         return None
-    return np.concatenate([audio, visual], axis=-1).astype(np.float32)
+    return np.concatenate([audio, visual], axis=-1, dtype=np.float32)  # one copy (1M clips: 2.6 GB)
 
 
 def segment_input(audio_seconds: np.ndarray | None, frames: np.ndarray | None,

@@ -1,14 +1,19 @@
 """The coarse quantiser of an inverted-file index: k-means over a sample, and each vector's nearest
-centroid, from PyTorch's bfloat16 matrix products, on CPUs that multiply bfloat16 natively.
+centroid, from PyTorch's bfloat16 matrix products, on CPUs that multiply bfloat16 natively, in the
+sample's top principal directions (`Coarse`).
 
 Building a million clips' indexes was mostly these two products, in FAISS (`vidsim.ann`) through
 the float32 OpenBLAS it bundles (429 of encode's 740 s on a Zen 4 EPYC). oneDNN's bfloat16 products
 take half the time of float32 ones where the CPU has them (AVX512-BF16, AMX): assignments 1.3-1.8x
-quicker than FAISS' there, encode 526 s (BENCHMARK.md). FAISS takes the centroids and the
-assignments as given (`faiss.contrib.ivf_tools.add_preassigned`) and trains and encodes the codes.
+quicker than FAISS' there, encode 526 s (BENCHMARK.md). Finding the lists in 128 principal
+directions instead of all 256-656 columns halved the products again, at the same recall@10 after
+re-ranking (BENCHMARK.md, 2026-12-06, evening). FAISS takes the centroids and the assignments as
+given (`faiss.contrib.ivf_tools.add_preassigned`) and encodes the codes.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -26,9 +31,12 @@ def enabled(dim: int) -> bool:
     return dim >= MIN_DIM and cpu.native_bf16()
 
 
-def nearest(x: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
+def nearest(x: np.ndarray, centroids: np.ndarray, metric: str, basis: np.ndarray | None = None,
+            mean: np.ndarray | None = None) -> np.ndarray:
     """(N,) int64: each row's nearest centroid by Euclidean distance ("l2") or inner product ("ip"),
-    from bfloat16 products (float32 sums of bfloat16 values, rounded to bfloat16).
+    from bfloat16 products (float32 sums of bfloat16 values, rounded to bfloat16); with a `basis`
+    ((dims, D) rows), the nearest to x's coordinates in it (after subtracting `mean`), projected by
+    a bfloat16 product too (a float32 projection took longer than the assignment it saves).
 
     Approximate where two centroids are within ~0.5% of each other, as FAISS' GPU quantisers are
     with float16 products: a vector then joins a list whose centroid is nearly as close as the
@@ -39,11 +47,18 @@ def nearest(x: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
     if metric == "l2":  # argmin |x - c|^2 = argmax x.c - |c|^2 / 2: one product with [x, 1] . [c, -|c|^2 / 2]
         c = torch.cat([c, -0.5 * (c * c).sum(1, keepdim=True), torch.zeros(len(c), PAD - 1)], 1)
     c = c.bfloat16()
+    axes = None if basis is None else torch.from_numpy(np.ascontiguousarray(basis, np.float32)).bfloat16().T
+    centre = None if mean is None else torch.from_numpy(np.ascontiguousarray(mean, np.float32))
     tail = torch.zeros(BLOCK, PAD, dtype=c.dtype)  # the columns [1, 0, ...] appended to each vector
     tail[:, 0] = 1
     out = np.empty(len(x), np.int64)
     for a in range(0, len(x), BLOCK):
-        xb = torch.from_numpy(np.ascontiguousarray(x[a:a + BLOCK], np.float32)).bfloat16()
+        xb = torch.from_numpy(np.ascontiguousarray(x[a:a + BLOCK], np.float32))
+        if centre is not None:
+            xb = xb - centre
+        xb = xb.bfloat16()
+        if axes is not None:
+            xb = xb @ axes
         if metric == "l2":
             xb = torch.cat([xb, tail[:len(xb)]], 1)
         out[a:a + BLOCK] = (xb @ c.T).max(1).indices.numpy()  # argmax: 4x slower on bfloat16
@@ -73,3 +88,70 @@ def kmeans(x: np.ndarray, k: int, iterations: int, metric: str, seed: int = 0) -
         if metric == "ip":
             centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     return centroids
+
+
+def principal_axes(x: np.ndarray, dims: int, centred: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """((dims, D) float32 orthonormal rows, (D,) mean or None): the `dims` directions of x's largest
+    (centred: around its mean; else uncentred) second moment, from an eigendecomposition in float64."""
+    import torch  # noqa: PLC0415
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    mean = xt.mean(0) if centred else None
+    if mean is not None:
+        xt = xt - mean
+    moment = (xt.T @ xt).double()  # float32 products summed over the sample, decomposed in float64
+    axes = torch.linalg.eigh(moment).eigenvectors[:, -dims:].flip(1).T  # largest first
+    return axes.float().contiguous().numpy(), None if mean is None else mean.numpy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Coarse:
+    """A coarse quantiser trained and applied in the `dims` principal directions of its sample.
+
+    Its full-width centroids (`full_centroids`, what FAISS' flat quantiser holds and ranks a
+    query's lists by) lie in that subspace (around the sample mean for "l2"), so a vector's
+    Euclidean distance to each of them is its distance within the subspace plus one term common to
+    all (its part outside): the nearest centroid in the subspace is the nearest in full, and the
+    lists a query visits rank as the lists were filled. k-means and every assignment multiply
+    `dims` columns instead of D (at a million clips 128 instead of 256-656)."""
+
+    centroids: np.ndarray  # (k, dims), or (k, D) without a basis
+    metric: str
+    basis: np.ndarray | None = None  # (dims, D) orthonormal rows
+    mean: np.ndarray | None = None  # (D,) subtracted before projecting ("l2" only)
+
+    @classmethod
+    def train(cls, x: np.ndarray, k: int, iterations: int, metric: str, dims: int = 0,
+              seed: int = 0) -> Coarse:
+        """k-means (`kmeans`) of a sample x in its `dims` principal directions where that at
+        least halves its width (else, or with 0 dims, in full: 128 of raw audio's 144 gained
+        little and lost recall, 0.995 -> 0.985 at a million clips). "ip" projects uncentred, so
+        that inner products stay inner products."""
+        x = np.ascontiguousarray(x, np.float32)
+        basis = mean = None
+        if 0 < dims <= x.shape[1] // 2:
+            basis, mean = principal_axes(x, dims, centred=metric == "l2")
+        coarse = cls(np.empty((0, x.shape[1]), np.float32), metric, basis, mean)
+        return dataclasses.replace(coarse, centroids=kmeans(coarse.project(x), k, iterations, metric, seed))
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """(n, dims) float32 coordinates of x in the subspace (x itself without a basis)."""
+        if self.basis is None:
+            return x
+        import torch  # noqa: PLC0415
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+        if self.mean is not None:
+            xt = xt - torch.from_numpy(self.mean)
+        return (xt @ torch.from_numpy(self.basis).T).numpy()
+
+    def full_centroids(self) -> np.ndarray:
+        """(k, D) float32: the centroids in the vectors' own space."""
+        if self.basis is None:
+            return self.centroids
+        full = self.centroids @ self.basis
+        return full if self.mean is None else full + self.mean
+
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """(n,) int64: each row's nearest centroid (`nearest`, in the subspace)."""
+        return nearest(x, self.centroids, self.metric, self.basis, self.mean)
