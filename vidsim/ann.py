@@ -95,18 +95,24 @@ def vote_factory(factory: str, n: int, dim: int) -> str:
     return resolve_factory(factory, n, f"PQ{-(-dim // ALIGN) * ALIGN // 4}x4", lists=0.5)
 
 
-def _inverted_file(index):
-    """(the transforms in front, the inverted file) of an index whose coarse quantiser is a flat
-    one, for `vidsim.quantiser` to train and assign where it is `enabled`; else (None, None)."""
-    if not quantiser.enabled(index.d):
-        return None, None
+def _unwrap(index) -> tuple[list, object]:
+    """(the transforms in front of an index, such as a PCA, in order; the index behind them)."""
     faiss = load_faiss()
-    chain = []
-    if isinstance(index, faiss.IndexPreTransform):
-        chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
-        index = faiss.downcast_index(index.index)
+    if not isinstance(index, faiss.IndexPreTransform):
+        return [], index
+    chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
+    return chain, faiss.downcast_index(index.index)
+
+
+def _inverted_file(index, dims: int):
+    """(the transforms in front, the inverted file) of an index whose coarse quantiser is a flat
+    one, for `vidsim.quantiser` to train and fill where it is `enabled` for the inverted file's
+    width and `dims` principal directions; else (None, None)."""
+    faiss = load_faiss()
+    chain, index = _unwrap(index)
     if not isinstance(index, faiss.IndexIVF) or isinstance(index, faiss.IndexIVFFastScan) or \
-            not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat):
+            not isinstance(faiss.downcast_index(index.quantizer), faiss.IndexFlat) or \
+            not quantiser.enabled(index.d, dims):
         return None, None  # (fast-scan lists hold packed blocks that only FAISS' own add writes)
     return chain, index
 
@@ -116,8 +122,8 @@ def _train(index, sample: np.ndarray, metric: str, seed: int, dims: int) -> quan
     quantiser (`quantiser.Coarse`: k-means in the sample's `dims` principal directions), then its
     codes on the sample's residuals from the quantiser's own assignments (FAISS' `train` would
     assign the sample in float32 over every dimension: 12 s of encode at a million clips). Any
-    other kind: FAISS' own training, and None."""
-    chain, ivf = _inverted_file(index)
+    other kind, or where `quantiser` is not `enabled`: FAISS' own training, and None."""
+    chain, ivf = _inverted_file(index, dims)
     if ivf is None:
         index.train(sample)
         return None
@@ -142,16 +148,15 @@ def _train(index, sample: np.ndarray, metric: str, seed: int, dims: int) -> quan
     return coarse
 
 
-def _adder(index, metric: str, coarse: quantiser.Coarse | None):
-    """add(x) for the index: an inverted file's vectors assigned to their lists by its coarse
-    quantiser (`quantiser.Coarse.assign`; one read back from the index without) and added as
-    assigned; any other kind through FAISS' own add."""
-    chain, ivf = _inverted_file(index)
-    if ivf is None:
+def _adder(index, coarse: quantiser.Coarse | None):
+    """add(x) for the index: with the coarse quantiser `_train` trained, an inverted file's vectors
+    assigned to their lists by it (`quantiser.Coarse.assign`) and added as assigned; else FAISS'
+    own add."""
+    if coarse is None:
         return index.add
     from faiss.contrib.ivf_tools import add_preassigned  # noqa: PLC0415
 
-    coarse = coarse or quantiser.Coarse(ivf.quantizer.reconstruct_n(0, ivf.nlist), metric)
+    chain, ivf = _unwrap(index)
 
     def add(x: np.ndarray) -> None:
         for transform in chain:
@@ -259,7 +264,7 @@ class VectorIndex:
             rng = np.random.default_rng(seed)
             pick = np.sort(rng.choice(n, min(n, cfg.train_sample), replace=False))
             coarse = _train(index, _pad(vectors[pick], padded), metric, seed, cfg.coarse_dims)
-        add = _adder(index, metric, coarse)
+        add = _adder(index, coarse)
         for a in progress(range(0, n, ADD_CHUNK), desc=f"{label}: {factory}", unit="chunk"):
             add(_pad(vectors[a:a + ADD_CHUNK], padded))
         index = _fast_scan(index)

@@ -113,8 +113,9 @@ class IndexConfig:
     segment_nprobe: int = 8  # of its sqrt(S) / 2 lists (`ann.vote_factory`)
     train_sample: int = 160000  # vectors the FAISS quantiser is trained on (FAISS asks 39 per list)
     # an inverted file's lists are found and filled in this many of its vectors' top principal
-    # directions where that at least halves their width (`quantiser.Coarse`, on CPUs with bfloat16
-    # products; 0: all): at a million clips 128 of 256-656 columns halved k-means and assignments
+    # directions where that at least halves their width (`quantiser.Coarse`; 0: all): at a million
+    # clips 128 of 256-656 columns halved k-means and assignments (bfloat16 products), or more
+    # (FAISS' float32 ones, on CPUs without bfloat16)
     coarse_dims: int = 128
     calibration_sample: int = 5000  # larger spaces: each calibration query meets its nearest + this many
 

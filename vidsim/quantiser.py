@@ -1,14 +1,16 @@
 """The coarse quantiser of an inverted-file index: k-means over a sample, and each vector's nearest
-centroid, from PyTorch's bfloat16 matrix products, on CPUs that multiply bfloat16 natively, in the
-sample's top principal directions (`Coarse`).
+centroid, in the sample's top principal directions (`Coarse`), from PyTorch's bfloat16 matrix
+products on CPUs that multiply bfloat16 natively, from FAISS' float32 ones elsewhere.
 
 Building a million clips' indexes was mostly these two products, in FAISS (`vidsim.ann`) through
 the float32 OpenBLAS it bundles (429 of encode's 740 s on a Zen 4 EPYC). oneDNN's bfloat16 products
 take half the time of float32 ones where the CPU has them (AVX512-BF16, AMX): assignments 1.3-1.8x
 quicker than FAISS' there, encode 526 s (BENCHMARK.md). Finding the lists in 128 principal
 directions instead of all 256-656 columns halved the products again, at the same recall@10 after
-re-ranking (BENCHMARK.md, 2026-12-06, evening). FAISS takes the centroids and the assignments as
-given (`faiss.contrib.ivf_tools.add_preassigned`) and encodes the codes.
+re-ranking (BENCHMARK.md, 2026-12-06, evening). On a CPU without bfloat16 the subspace alone takes
+FAISS' float32 assignments of 512-d vectors to 4,096 lists 2.2-2.7x quicker, encode 501 -> 321-344
+s (BENCHMARK.md, 2026-12-06, night). FAISS takes the centroids and the assignments as given
+(`faiss.contrib.ivf_tools.add_preassigned`) and encodes the codes.
 """
 
 from __future__ import annotations
@@ -19,28 +21,65 @@ import numpy as np
 
 from vidsim import cpu
 
+F32_BLOCK = 65536  # vectors per FAISS search (FAISS blocks its products itself)
 BLOCK = 2048  # vectors per product: its bfloat16 scores (16 MB at 4,096 lists) stay in the L3; 8,192: 1.2x slower
 PAD = 16  # columns appended to carry a Euclidean centroid's -|c|^2 / 2 (oneDNN's kernels like multiples of 16)
 MIN_DIM = 64  # narrower vectors' products are too small to gain (2-d latents: adds 3.0 s against FAISS' 1.2)
 
 
-def enabled(dim: int) -> bool:
-    """Whether an index over vectors of `dim` dimensions is trained and filled through this module:
-    where the CPU multiplies bfloat16 natively (`cpu.native_bf16`; elsewhere FAISS' own float32
-    products are quicker) and the vectors are wide enough to gain."""
-    return dim >= MIN_DIM and cpu.native_bf16()
+def bfloat16() -> bool:
+    """Whether products are taken in bfloat16: where the CPU multiplies it natively (`cpu.native_bf16`;
+    elsewhere PyTorch converts, and FAISS' float32 products are quicker)."""
+    return cpu.native_bf16()
+
+
+def subspace(dim: int, dims: int) -> bool:
+    """Whether `dims` principal directions at least halve vectors of `dim` dimensions (128 of raw
+    audio's 144 gained little and lost recall, 0.995 -> 0.985 at a million clips)."""
+    return 0 < dims <= dim // 2
+
+
+def enabled(dim: int, dims: int = 0) -> bool:
+    """Whether an inverted file over vectors of `dim` dimensions is trained and filled through this
+    module (else FAISS trains and fills it): where the vectors are wide enough to gain and either
+    the products are in bfloat16 or the lists are found in a `dims`-d subspace (in full and in
+    float32 this module would only repeat what FAISS does)."""
+    return dim >= MIN_DIM and (bfloat16() or subspace(dim, dims))
 
 
 def nearest(x: np.ndarray, centroids: np.ndarray, metric: str, basis: np.ndarray | None = None,
             mean: np.ndarray | None = None) -> np.ndarray:
-    """(N,) int64: each row's nearest centroid by Euclidean distance ("l2") or inner product ("ip"),
-    from bfloat16 products (float32 sums of bfloat16 values, rounded to bfloat16); with a `basis`
-    ((dims, D) rows), the nearest to x's coordinates in it (after subtracting `mean`), projected by
-    a bfloat16 product too (a float32 projection took longer than the assignment it saves).
+    """(N,) int64: each row's nearest centroid by Euclidean distance ("l2") or inner product ("ip");
+    with a `basis` ((dims, D) rows), the nearest to x's coordinates in it (after subtracting `mean`).
+    From bfloat16 products where `bfloat16()` (approximate where two centroids are within ~0.5% of
+    each other, as FAISS' GPU quantisers are with float16 products: a vector then joins a list
+    whose centroid is nearly as close as the nearest's, which the lists a query visits around it
+    hold as well), else from FAISS' exact float32 search."""
+    if bfloat16():
+        return _nearest_bf16(x, centroids, metric, basis, mean)
+    return _nearest_f32(x, centroids, metric, basis, mean)
 
-    Approximate where two centroids are within ~0.5% of each other, as FAISS' GPU quantisers are
-    with float16 products: a vector then joins a list whose centroid is nearly as close as the
-    nearest's, which the lists a query visits around it hold as well."""
+
+def _nearest_f32(x: np.ndarray, centroids: np.ndarray, metric: str, basis: np.ndarray | None,
+                 mean: np.ndarray | None) -> np.ndarray:
+    """`nearest` from FAISS' flat index over the centroids, x projected in float32 by PyTorch."""
+    from vidsim.ann import load_faiss  # noqa: PLC0415 - vidsim.ann imports this module
+
+    faiss = load_faiss()
+    c = np.ascontiguousarray(centroids, np.float32)
+    flat = faiss.IndexFlatL2(c.shape[1]) if metric == "l2" else faiss.IndexFlatIP(c.shape[1])
+    flat.add(c)
+    out = np.empty(len(x), np.int64)
+    for a in range(0, len(x), F32_BLOCK):
+        out[a:a + F32_BLOCK] = flat.search(project(x[a:a + F32_BLOCK], basis, mean), 1)[1][:, 0]
+    return out
+
+
+def _nearest_bf16(x: np.ndarray, centroids: np.ndarray, metric: str, basis: np.ndarray | None,
+                  mean: np.ndarray | None) -> np.ndarray:
+    """`nearest` from bfloat16 products (float32 sums of bfloat16 values, rounded to bfloat16), x
+    projected by a bfloat16 product too (a float32 projection took longer than the assignment it
+    saves)."""
     import torch  # noqa: PLC0415 - only large libraries have a FAISS index
 
     c = torch.from_numpy(np.ascontiguousarray(centroids, np.float32))
@@ -63,6 +102,19 @@ def nearest(x: np.ndarray, centroids: np.ndarray, metric: str, basis: np.ndarray
             xb = torch.cat([xb, tail[:len(xb)]], 1)
         out[a:a + BLOCK] = (xb @ c.T).max(1).indices.numpy()  # argmax: 4x slower on bfloat16
     return out
+
+
+def project(x: np.ndarray, basis: np.ndarray | None, mean: np.ndarray | None = None) -> np.ndarray:
+    """(n, dims) float32 coordinates of x in a basis's subspace, after subtracting `mean`
+    (x itself, as contiguous float32, without a basis)."""
+    if basis is None:
+        return np.ascontiguousarray(x, np.float32)
+    import torch  # noqa: PLC0415
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    if mean is not None:
+        xt = xt - torch.from_numpy(mean)
+    return (xt @ torch.from_numpy(basis).T).numpy()
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int, metric: str, seed: int = 0) -> np.ndarray:
@@ -124,26 +176,13 @@ class Coarse:
     def train(cls, x: np.ndarray, k: int, iterations: int, metric: str, dims: int = 0,
               seed: int = 0) -> Coarse:
         """k-means (`kmeans`) of a sample x in its `dims` principal directions where that at
-        least halves its width (else, or with 0 dims, in full: 128 of raw audio's 144 gained
-        little and lost recall, 0.995 -> 0.985 at a million clips). "ip" projects uncentred, so
-        that inner products stay inner products."""
+        least halves its width (`subspace`; else, or with 0 dims, in full). "ip" projects
+        uncentred, so that inner products stay inner products."""
         x = np.ascontiguousarray(x, np.float32)
         basis = mean = None
-        if 0 < dims <= x.shape[1] // 2:
+        if subspace(x.shape[1], dims):
             basis, mean = principal_axes(x, dims, centred=metric == "l2")
-        coarse = cls(np.empty((0, x.shape[1]), np.float32), metric, basis, mean)
-        return dataclasses.replace(coarse, centroids=kmeans(coarse.project(x), k, iterations, metric, seed))
-
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """(n, dims) float32 coordinates of x in the subspace (x itself without a basis)."""
-        if self.basis is None:
-            return x
-        import torch  # noqa: PLC0415
-
-        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-        if self.mean is not None:
-            xt = xt - torch.from_numpy(self.mean)
-        return (xt @ torch.from_numpy(self.basis).T).numpy()
+        return cls(kmeans(project(x, basis, mean), k, iterations, metric, seed), metric, basis, mean)
 
     def full_centroids(self) -> np.ndarray:
         """(k, D) float32: the centroids in the vectors' own space."""
